@@ -1,0 +1,1 @@
+"""K-means from scratch (placeholder, filled in next)."""

@@ -1,0 +1,1 @@
+"""Silhouette and Dunn (placeholder, filled in next)."""
