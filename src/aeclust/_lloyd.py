@@ -63,21 +63,27 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None):
 
     Returns ``(labels, centers, n_iter, converged, n_empty_total)``. ``n_iter``
     counts centre updates; the last one is followed by an assignment that
-    changed nothing (as in scikit-learn's strict convergence).
+    changed nothing (as in scikit-learn's strict convergence). Centres that come
+    out exactly as before also end the loop: the next assignment could only
+    repeat the last one. That happens when there are fewer distinct points than
+    clusters, where ties would otherwise bounce points between twin centres.
     """
     x_sq = row_sq_norms(X)
     k = centers.shape[0]
     labels, best = assign(X, centers)
+    previous = None
     n_empty_total = 0
     for it in range(1, max_iter + 1):
-        centers, labels, n_empty = update_centers(X, labels, best, x_sq, k)
+        centers, updated, n_empty = update_centers(X, labels, best, x_sq, k)
         n_empty_total += n_empty
+        if previous is not None and np.array_equal(centers, previous):
+            return labels, centers, it, True, n_empty_total
         new_labels, best = assign(X, centers)
         if callback is not None:
             callback(it, new_labels, centers)
-        if np.array_equal(new_labels, labels):
-            return labels, centers, it, True, n_empty_total
-        labels = new_labels
+        if np.array_equal(new_labels, updated):
+            return new_labels, centers, it, True, n_empty_total
+        labels, previous = new_labels, centers
     # Not converged: the centres are brought in line with the last assignment.
     centers, labels, n_empty = update_centers(X, labels, best, x_sq, k)
     return labels, centers, max_iter, False, n_empty_total + n_empty

@@ -1,0 +1,145 @@
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SKKMeans
+
+from aeclust import KMeans
+from aeclust.errors import InvalidInputError
+from aeclust.kmeans import ConvergenceWarning
+
+from conftest import make_blobs
+
+
+def test_separated_blobs_are_recovered():
+    X, y = make_blobs(n=400, k=4, spread=0.3, seed=1)
+    km = KMeans(4, init="k-means++", random_state=0).fit(X)
+    # Every true blob maps to exactly one cluster.
+    pairs = {(int(a), int(b)) for a, b in zip(y, km.labels_)}
+    assert len(pairs) == 4
+    assert km.converged_
+    assert km.labels_.shape == (400,)
+    assert km.cluster_centers_.shape == (4, 5)
+
+
+def test_fit_predict_predict_and_attributes_agree():
+    X, _ = make_blobs(n=200, seed=2)
+    km = KMeans(3, random_state=5)
+    labels = km.fit_predict(X)
+    np.testing.assert_array_equal(labels, km.labels_)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    # Centres are the means of their points.
+    for c in range(3):
+        np.testing.assert_allclose(km.cluster_centers_[c], X[labels == c].mean(axis=0), rtol=1e-5, atol=1e-5)
+    expected = sum(((X[labels == c] - km.cluster_centers_[c]) ** 2).sum() for c in range(3))
+    assert km.inertia_ == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds():
+    X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    a = KMeans(6, random_state=3).fit(X)
+    b = KMeans(6, random_state=3).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    c = KMeans(6, random_state=4).fit(X)
+    assert not np.array_equal(a.init_centers_, c.init_centers_)
+
+
+def test_random_init_uses_distinct_data_points():
+    X = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    km = KMeans(7, random_state=0).fit(X)
+    rows = {tuple(r) for r in km.init_centers_}
+    assert len(rows) == 7
+    data_rows = {tuple(r) for r in X}
+    assert rows <= data_rows
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_sklearn_lloyd_from_the_same_centres(seed):
+    X, _ = make_blobs(n=2000, d=16, k=8, spread=2.5, seed=seed)
+    init = X[np.random.default_rng(seed).choice(len(X), 8, replace=False)]
+    ours = KMeans(8, init=init).fit(X)
+    ref = SKKMeans(8, init=init, n_init=1, tol=0, algorithm="lloyd", max_iter=1000).fit(X)
+    assert np.mean(ours.labels_ == ref.labels_) >= 0.999
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+
+
+def test_n_init_keeps_the_lowest_inertia():
+    X = np.random.default_rng(7).normal(size=(300, 4)).astype(np.float32)
+    single = [KMeans(5, random_state=s).fit(X).inertia_ for s in range(3)]
+    best = KMeans(5, n_init=5, random_state=0).fit(X)
+    assert best.inertia_ <= max(single)
+    runs = [KMeans(5, init=best.init_centers_).fit(X).inertia_]
+    assert best.inertia_ == pytest.approx(runs[0])
+
+
+def test_empty_cluster_is_reseeded_with_the_farthest_point():
+    # Two tight groups and a far outlier; one initial centre sits where no point is nearest.
+    X = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [11, 10], [30, 30]], dtype=np.float32)
+    init = np.array([[0, 0], [10, 10], [100, 100]], dtype=np.float32)
+    km = KMeans(3, init=init).fit(X)
+    assert km.n_empty_clusters_ >= 1
+    assert sorted(np.bincount(km.labels_, minlength=3).tolist()) == [1, 3, 3]
+    assert km.labels_[6] not in (km.labels_[0], km.labels_[3])
+
+
+def test_k_equals_n_and_duplicate_points():
+    X = np.array([[0, 0], [0, 0], [1, 1], [1, 1]], dtype=np.float32)
+    km = KMeans(4, random_state=0).fit(X)
+    assert km.inertia_ == pytest.approx(0.0)
+    km = KMeans(2, random_state=0).fit(X)
+    assert km.inertia_ == pytest.approx(0.0)
+
+
+def test_max_iter_cap_warns():
+    X = np.random.default_rng(0).normal(size=(500, 10)).astype(np.float32)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        km = KMeans(8, max_iter=1, random_state=0).fit(X)
+    assert not km.converged_
+    assert km.n_iter_ == 1
+
+
+def test_no_warning_when_converged():
+    X, _ = make_blobs(n=100, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KMeans(4, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize(
+    "kwargs, X, match",
+    [
+        ({"n_clusters": 0}, np.ones((5, 2)), "at least 1"),
+        ({"n_clusters": 6}, np.ones((5, 2)), "larger than the number of samples"),
+        ({"n_clusters": 2.5}, np.ones((5, 2)), "integer"),
+        ({"n_clusters": 2, "init": "bogus"}, np.ones((5, 2)), "init must be"),
+        ({"n_clusters": 2, "init": np.zeros((3, 2))}, np.ones((5, 2)), r"\(2, 2\)"),
+        ({"n_clusters": 2, "max_iter": 0}, np.ones((5, 2)), "max_iter"),
+        ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), "NaN"),
+        ({"n_clusters": 2}, np.array([[1.0, np.inf], [0, 0], [1, 1]]), "NaN or infinite"),
+        ({"n_clusters": 2}, np.ones(5), "2-D"),
+        ({"n_clusters": 1}, np.ones((0, 3)), "at least 1"),
+    ],
+)
+def test_bad_input_raises_a_clear_value_error(kwargs, X, match):
+    with pytest.raises(InvalidInputError, match=match):
+        KMeans(**kwargs).fit(X)
+    assert issubclass(InvalidInputError, ValueError)
+
+
+def test_predict_before_fit_and_wrong_width():
+    with pytest.raises(InvalidInputError, match="not fitted"):
+        KMeans(2).predict(np.ones((3, 2)))
+    km = KMeans(2, random_state=0).fit(np.random.default_rng(0).normal(size=(10, 3)))
+    with pytest.raises(InvalidInputError, match="fitted with 3"):
+        km.predict(np.ones((2, 4)))
+
+
+@pytest.mark.realdata
+def test_cifar_pixels_match_sklearn_inertia_from_the_same_start(cifar_test_gray):
+    X = cifar_test_gray
+    km = KMeans(10, random_state=1).fit(X)
+    ref = SKKMeans(10, init=km.init_centers_, n_init=1, tol=0, algorithm="lloyd", max_iter=1000).fit(X)
+    assert km.converged_
+    assert km.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+    assert np.mean(km.labels_ == ref.labels_) >= 0.99

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from sklearn.metrics import silhouette_samples as sk_silhouette_samples
+from sklearn.metrics import silhouette_score as sk_silhouette
+
+from aeclust import cluster_quality, dunn_index, silhouette_score
+from aeclust.errors import InvalidInputError
+from aeclust.metrics import silhouette_samples
+
+from conftest import make_blobs
+
+
+def brute_force_dunn(X, labels):
+    X = np.asarray(X, dtype=np.float64)
+    D = cdist(X, X)
+    same = labels[:, None] == labels[None, :]
+    return D[~same].min() / D[same].max()
+
+
+def datasets():
+    rng = np.random.default_rng(42)
+    X1, y1 = make_blobs(n=300, d=5, k=4, seed=0)
+    X2 = rng.normal(size=(257, 33)).astype(np.float32)
+    y2 = rng.integers(0, 6, size=257) * 7 - 3  # non-contiguous, negative label values
+    X3, y3 = make_blobs(n=120, d=3, k=5, spread=2.0, seed=3, dtype=np.float64)
+    y3 = y3.copy()
+    y3[:3] = [100, 101, 102]  # three singleton clusters
+    X4 = (rng.random((400, 64)) * 255).astype(np.float32)  # pixel-like, large norms, uncentred
+    y4 = rng.integers(0, 10, size=400)
+    return [(X1, y1), (X2, y2), (X3, y3), (X4, y4)]
+
+
+@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("tile", [16, 100, 1024])
+def test_silhouette_equals_sklearn(i, tile):
+    X, y = datasets()[i]
+    assert silhouette_score(X, y, tile=tile) == pytest.approx(sk_silhouette(X, y), abs=1e-5)
+    np.testing.assert_allclose(silhouette_samples(X, y, tile=tile), sk_silhouette_samples(X, y), atol=1e-5)
+
+
+@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("tile", [16, 100, 1024])
+def test_dunn_equals_brute_force(i, tile):
+    X, y = datasets()[i]
+    assert dunn_index(X, y, tile=tile) == pytest.approx(brute_force_dunn(X, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_fused_pass_equals_the_separate_metrics(i):
+    X, y = datasets()[i]
+    q = cluster_quality(X, y, tile=64)
+    assert q.silhouette == pytest.approx(silhouette_score(X, y, tile=64), abs=1e-12)
+    assert q.dunn == pytest.approx(dunn_index(X, y, tile=64), rel=1e-12)
+    assert q.dunn == pytest.approx(q.min_intercluster_distance / q.max_cluster_diameter)
+    assert q.n_clusters == len(np.unique(y))
+    assert set(q.to_dict()) >= {"silhouette", "dunn"}
+
+
+def test_hand_computed_case():
+    # Two clusters on a line: {0, 1} and {4}. Distances: 0-1: 1, 0-4: 4, 1-4: 3.
+    X = np.array([[0.0], [1.0], [4.0]])
+    y = np.array([0, 0, 1])
+    # s(0) = (4 - 1)/4, s(1) = (3 - 1)/3, s(2) = 0 (singleton)
+    assert silhouette_score(X, y) == pytest.approx((0.75 + 2 / 3 + 0) / 3)
+    # Dunn = closest different-cluster pair (3) / widest cluster (1)
+    assert dunn_index(X, y) == pytest.approx(3.0)
+
+
+def test_near_duplicate_points_across_clusters_are_measured_exactly():
+    # Float32 cancellation would turn a 1e-3 gap at norm ~1e3 into noise; the re-measurement must not.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 50)) + 1000.0
+    X[1] = X[0] + 1e-3
+    y = np.arange(200) % 4
+    y[0], y[1] = 0, 1
+    assert dunn_index(X, y) == pytest.approx(brute_force_dunn(X, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn", [silhouette_score, dunn_index, cluster_quality])
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.ones((5, 2)), np.zeros(5), "at least 2"),
+        (np.ones((5, 2)), np.zeros(4), "length 4"),
+        (np.array([[0.0, np.nan], [1, 1], [2, 2]]), np.array([0, 1, 1]), "NaN"),
+        (np.array([[0.0, np.inf], [1, 1], [2, 2]]), np.array([0, 1, 1]), "NaN or infinite"),
+        (np.ones((1, 2)), np.zeros(1), "at least 2"),
+        (np.ones(5), np.zeros(5), "2-D"),
+    ],
+)
+def test_bad_input_raises_value_error(fn, X, y, match):
+    with pytest.raises(ValueError, match=match):
+        fn(X, y)
+
+
+def test_silhouette_needs_fewer_clusters_than_samples():
+    with pytest.raises(InvalidInputError, match="n_samples - 1"):
+        silhouette_score(np.arange(8.0).reshape(4, 2), np.arange(4))
+
+
+def test_dunn_undefined_when_every_cluster_is_a_point():
+    with pytest.raises(InvalidInputError, match="undefined"):
+        dunn_index(np.arange(8.0).reshape(4, 2), np.arange(4))
+
+
+@pytest.mark.realdata
+def test_cifar_subset_against_the_oracles(cifar_test_gray):
+    X = cifar_test_gray[:3000]
+    y = np.random.default_rng(0).integers(0, 10, size=len(X))
+    q = cluster_quality(X, y)
+    assert q.silhouette == pytest.approx(sk_silhouette(X, y), abs=1e-5)
+    assert q.dunn == pytest.approx(brute_force_dunn(X, y), rel=1e-6)
