@@ -81,6 +81,13 @@ def test_connect_rejects_bad_scheduler_strings(bad):
         dd.connect(bad)
 
 
+def test_connect_reports_an_unreachable_scheduler():
+    from aeclust.errors import AeclustError
+
+    with pytest.raises(AeclustError, match="cannot reach"):
+        dd.connect("tcp://127.0.0.1:9", timeout="1s")
+
+
 def test_local_cluster_is_on_loopback_with_process_workers(client):
     info = client.scheduler_info()
     assert client.scheduler.address.startswith("tcp://127.0.0.1:")

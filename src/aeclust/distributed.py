@@ -55,7 +55,7 @@ import numpy as np
 
 from . import _lloyd
 from ._pairwise import row_sq_norms, sq_distance_error_bound, sq_distances_to
-from .errors import InvalidInputError
+from .errors import AeclustError, InvalidInputError
 from .metrics import ClusterQuality, _dunn
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "sampled_silhouette",
     "SilhouetteEstimate",
     "cluster_on_scheduler",
+    "DaskNotInstalledError",
 ]
 
 #: Rows per chunk for k-means when the caller gives none and the array is not
@@ -86,14 +87,20 @@ _FAN_IN = 8
 # Dask, loaded on demand
 
 
-def _dask():
+class DaskNotInstalledError(AeclustError, ImportError):
+    """Dask (or dask.distributed) is not installed."""
+
+
+def _dask(distributed: bool = False):
     try:
         import dask
         import dask.array as da
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'aeclust.distributed needs Dask: pip install "aeclust[dask]" '
-            '(or pip install "dask[array,distributed]")'
+
+        if distributed:
+            import dask.distributed  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DaskNotInstalledError(
+            f'running on Dask needs dask[array,distributed] ({exc}): pip install "aeclust[dask]"'
         ) from None
     return dask, da
 
@@ -110,17 +117,15 @@ def is_dask_array(X) -> bool:
 _OWNED_CLUSTERS: dict[int, object] = {}
 
 
-def connect(scheduler: str):
+def connect(scheduler: str, *, timeout: str = "30s"):
     """A ``dask.distributed.Client`` for ``scheduler``; it becomes Dask's default scheduler.
 
     ``"local:N"`` starts a ``LocalCluster`` of N worker processes (one thread
     each, managed by Nannies that restart a worker that dies), bound to
     127.0.0.1 with no dashboard. ``"tcp://host:port"`` (or ``tls://...``)
-    connects to a running ``dask scheduler``. Release it with :func:`close`, or use
-    :func:`session`.
+    connects to a running ``dask scheduler`` (waiting up to ``timeout``). Release it
+    with :func:`close`, or use :func:`session`.
     """
-    from dask.distributed import Client, LocalCluster
-
     if not isinstance(scheduler, str) or not scheduler:
         raise InvalidInputError(f"scheduler must be 'local:N' or 'tcp://host:port', got {scheduler!r}")
     if scheduler.startswith("local:") or scheduler == "local":
@@ -131,6 +136,9 @@ def connect(scheduler: str):
             n_workers = 0
         if n_workers < 1:
             raise InvalidInputError(f"'local:N' needs a positive number of workers, got {scheduler!r}")
+        _dask(distributed=True)
+        from dask.distributed import Client, LocalCluster
+
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -149,7 +157,13 @@ def connect(scheduler: str):
         raise InvalidInputError(
             f"scheduler must be 'local:N' or an address such as 'tcp://host:8786', got {scheduler!r}"
         )
-    return Client(scheduler)
+    _dask(distributed=True)
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout)
+    except OSError as exc:
+        raise AeclustError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
 def close(client) -> None:
@@ -980,7 +994,7 @@ def sampled_silhouette(X, labels, *, n_sampled: int = 10000, confidence: float =
 def cluster_on_scheduler(X, n_clusters: int, seed, scheduler: str, chunk_rows: int | None = None, *,
                          init: str = "random", n_init: int = 1, max_iter: int = 1000,
                          metrics: str = "exact", n_sampled: int = 10000,
-                         metrics_chunk_rows: int | None = None):
+                         metrics_chunk_rows: int | None = None, timings=None):
     """K-means and the metrics of ``X`` on a Dask scheduler: what ``aeclust cluster --scheduler`` runs.
 
     Parameters
@@ -994,6 +1008,9 @@ def cluster_on_scheduler(X, n_clusters: int, seed, scheduler: str, chunk_rows: i
         Rows per k-means chunk (default: the dask array's own chunks, or 16384 rows).
     metrics_chunk_rows : int, optional
         Rows per chunk of the pairwise metrics (default 2048: 16 MiB blocks).
+    timings : callable, optional
+        ``timings(name)`` returns a context manager; the k-means and metrics
+        steps run inside ``timings("kmeans")`` and ``timings("metrics")``.
     metrics : {"exact", "sampled"}
         ``"exact"``: :func:`cluster_quality` (O(n^2) work). ``"sampled"``:
         :func:`sampled_silhouette` over ``n_sampled`` points, and no Dunn index.
@@ -1017,13 +1034,16 @@ def cluster_on_scheduler(X, n_clusters: int, seed, scheduler: str, chunk_rows: i
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
                 X = X.persist()
+        step = timings if timings is not None else (lambda name: contextlib.nullcontext())
         km = KMeans(n_clusters, init=init, n_init=n_init, max_iter=max_iter, random_state=seed)
-        fit_kmeans(km, X, chunk_rows=chunk_rows)
+        with step("kmeans"):
+            fit_kmeans(km, X, chunk_rows=chunk_rows)
         labels = km.labels_
-        if metrics == "exact":
-            quality = cluster_quality(X, labels, chunk_rows=metrics_chunk_rows)
-        else:
-            quality = sampled_silhouette(X, labels, n_sampled=n_sampled, random_state=seed,
-                                         chunk_rows=metrics_chunk_rows)
+        with step("metrics"):
+            if metrics == "exact":
+                quality = cluster_quality(X, labels, chunk_rows=metrics_chunk_rows)
+            else:
+                quality = sampled_silhouette(X, labels, n_sampled=n_sampled, random_state=seed,
+                                             chunk_rows=metrics_chunk_rows)
         km.labels_ = np.asarray(labels.compute())
     return km, quality
