@@ -130,13 +130,21 @@ class KMeans:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Converted to float32; NaN and infinite values are rejected.
+            Converted to float32; NaN and infinite values are rejected. A dask
+            array is clustered on the active Dask scheduler by
+            :func:`aeclust.distributed.fit_kmeans`; ``labels_`` is then a dask array.
         y : ignored
 
         Returns
         -------
         self
         """
+        from .distributed import is_dask_array
+
+        if is_dask_array(X):
+            from .distributed import fit_kmeans
+
+            return fit_kmeans(self, X)
         X = check_array(X)
         given = self._check_params(X)
         rng = np.random.default_rng(self.random_state)
