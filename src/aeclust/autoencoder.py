@@ -171,7 +171,12 @@ def images_to_tensor(images: np.ndarray, color: str = "gray") -> torch.Tensor:
         raise InvalidInputError(f"unknown color {color!r}; choose one of {', '.join(COLORS)}")
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 3:
-        x = to_grayscale(images)[:, None] if color == "gray" else images.transpose(0, 3, 1, 2)
+        if color == "gray":
+            # In chunks: the same numbers, without to_grayscale's float64 copy of the whole set.
+            x = np.concatenate([to_grayscale(images[i : i + 2048]) for i in range(0, max(len(images), 1), 2048)])
+            x = x[:, None]
+        else:
+            x = images.transpose(0, 3, 1, 2)
     elif images.ndim == 3 and color == "gray":
         x = images[:, None]
     else:
@@ -302,25 +307,36 @@ def load_checkpoint(
 
 
 @contextlib.contextmanager
-def _reproducible(num_threads: int | None):
-    """Deterministic kernels and a fixed thread count for the duration; the caller's settings after."""
-    saved = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.get_num_threads(),
-        torch.backends.cudnn.benchmark,
-    )
-    # warn_only: an op without a deterministic kernel on some device warns instead of failing the run.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
+def _threads(num_threads: int | None):
+    """torch's intra-op thread count for the duration (None: leave it); the caller's after."""
+    if num_threads is not None and num_threads < 1:
+        raise InvalidInputError(f"num_threads must be >= 1 or None, got {num_threads}")
+    saved = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
         yield
     finally:
+        torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
+def _reproducible(num_threads: int | None):
+    """Deterministic kernels and a fixed thread count for the duration; the caller's settings after."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    # warn_only: an op without a deterministic kernel on some device warns instead of failing the run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        with _threads(num_threads):
+            yield
+    finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.set_num_threads(saved[2])
-        torch.backends.cudnn.benchmark = saved[3]
+        torch.backends.cudnn.benchmark = saved[2]
 
 
 class TrainResult(NamedTuple):
@@ -340,7 +356,7 @@ def _make_optimizer(config: AutoencoderConfig, params) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000) -> float:
+def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> float:
     """Mean squared error of ``model(x)`` against ``x``, over every pixel."""
     was_training = model.training
     model.eval()
@@ -385,8 +401,6 @@ def train_autoencoder(
     """
     out_dir = Path(out_dir)
     dev = resolve_device(device)
-    if num_threads is not None and num_threads < 1:
-        raise InvalidInputError(f"num_threads must be >= 1 or None, got {num_threads}")
     x_train = images_to_tensor(train_images, config.color)
     x_test = images_to_tensor(test_images, config.color) if test_images is not None else None
     if len(x_train) == 0:
@@ -472,19 +486,23 @@ def encode(
     model: ConvAutoencoder,
     images: np.ndarray,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 256,
     device: str | torch.device = "cpu",
+    num_threads: int | None = 1,
 ) -> np.ndarray:
     """uint8 images -> codes as a float32 matrix (n, 192), each code flattened in (C, H, W) order.
 
-    Images are converted with the model's own ``config.color``.
+    Images are converted with the model's own ``config.color``. The model is
+    moved to ``device``. Batches of 256 fit the CPU's caches better than larger
+    ones; ``num_threads`` works as in :func:`train_autoencoder`.
     """
     dev = resolve_device(device)
     model = model.to(dev)
     was_training = model.training
     model.eval()
     x = images_to_tensor(images, model.config.color)
-    out = [model.encode(x[i : i + batch_size].to(dev)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
+    with _threads(num_threads):
+        out = [model.encode(x[i : i + batch_size].to(dev)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     if not out:
         return np.zeros((0, int(np.prod(model.config.code_shape))), dtype=np.float32)
