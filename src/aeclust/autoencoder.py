@@ -1,0 +1,509 @@
+"""A small convolutional autoencoder whose 8x8x3 code k-means clusters.
+
+The study's model, for 32x32 images::
+
+    encoder  conv(3) -> maxpool 2 -> conv(3) -> maxpool 2       -> code (3, 8, 8) = 192 features
+    decoder  conv(3) -> upsample 2 -> conv(3) -> upsample 2 -> conv(C) -> sigmoid
+
+Every conv has "same" padding, kernel 3 and ReLU by default; the upsampling is
+nearest-neighbour. The model learns to reproduce its [0, 1]-scaled input under
+mean squared error.
+
+Everything a run needs is in :class:`AutoencoderConfig`, and every file written
+carries that config, so a checkpoint rebuilds its own model. Reading order:
+config, model, data, checkpoints, :func:`train_autoencoder`, :func:`encode`.
+
+Training is deterministic on the CPU for a given seed: the weights come from
+``torch.manual_seed(seed)`` and each epoch's shuffle from an explicit
+``torch.Generator`` whose state goes into every checkpoint, so a run resumed
+from epoch k ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._io import atomic_open, write_json
+from .errors import AeclustError, InvalidInputError
+from .preprocess import to_grayscale
+
+# -----------------------------------------------------------------------------
+# config
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "linear": nn.Identity,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "selu": nn.SELU,
+}
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adadelta")
+COLORS = {"gray": 1, "rgb": 3}
+
+#: Fields that fix the network's shape and function; a checkpoint's weights fit
+#: a model only if these match.
+ARCH_FIELDS = ("color", "channels", "kernel_size", "activation", "code_activation")
+
+CHECKPOINT_FORMAT = "aeclust.autoencoder"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    color: str = "gray"  # "gray" (1 channel, BT.601 luma) or "rgb" (3 channels)
+    channels: tuple[int, int] = (3, 3)  # filters of the two encoder convs; the code has channels[1]
+    kernel_size: int = 3
+    activation: str = "relu"  # any key of ACTIVATIONS
+    code_activation: str | None = None  # None: same as activation; "linear": none on the code
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Lists come back from JSON; store the tuple so configs compare equal.
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        problems = []
+        if self.color not in COLORS:
+            problems.append(f"color {self.color!r} is not one of {', '.join(COLORS)}")
+        if len(self.channels) != 2 or min(self.channels) < 1:
+            problems.append(f"channels must be two positive integers, got {self.channels}")
+        if self.kernel_size < 1:
+            problems.append(f"kernel_size must be positive, got {self.kernel_size}")
+        for name in ("activation", "code_activation"):
+            value = getattr(self, name)
+            if value is not None and value not in ACTIVATIONS:
+                problems.append(f"{name} {value!r} is not one of {', '.join(ACTIVATIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            problems.append(
+                "epochs must be >= 0, batch_size >= 1 and lr > 0, got "
+                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}"
+            )
+        if problems:
+            raise InvalidInputError("invalid AutoencoderConfig: " + "; ".join(problems))
+
+    @property
+    def in_channels(self) -> int:
+        return COLORS[self.color]
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        """Shape of one image's code for 32x32 input."""
+        return (self.channels[1], 8, 8)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AutoencoderConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise AeclustError(f"unknown autoencoder config fields: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _config_diff(a: AutoencoderConfig, b: AutoencoderConfig, names) -> list[str]:
+    return [f"{n}: {getattr(a, n)!r} != {getattr(b, n)!r}" for n in names if getattr(a, n) != getattr(b, n)]
+
+
+# -----------------------------------------------------------------------------
+# model
+
+
+class ConvAutoencoder(nn.Module):
+    def __init__(self, config: AutoencoderConfig | None = None):
+        super().__init__()
+        self.config = config = config or AutoencoderConfig()
+        c_in, (c1, c2), k = config.in_channels, config.channels, config.kernel_size
+        act = ACTIVATIONS[config.activation]
+        code_act = ACTIVATIONS[config.code_activation or config.activation]
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c_in, c1, k, padding="same"), act(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, k, padding="same"), code_act(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        self.decoder = nn.Sequential(
+            nn.Conv2d(c2, c2, k, padding="same"), act(), nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c2, c1, k, padding="same"), act(), nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c1, c_in, k, padding="same"), nn.Sigmoid(),
+        )  # fmt: skip
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, C, H, W) in [0, 1] -> code (n, channels[1], H/4, W/4)."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, C, H, W) in [0, 1] -> reconstruction of the same shape, in (0, 1)."""
+        return self.decoder(self.encoder(x))
+
+
+# -----------------------------------------------------------------------------
+# data
+
+
+def images_to_tensor(images: np.ndarray, color: str = "gray") -> torch.Tensor:
+    """uint8 images (n, H, W, 3), or (n, H, W) gray, -> float32 tensor (n, C, H, W) in [0, 1].
+
+    ``color="gray"`` converts RGB to BT.601 luma (:func:`aeclust.preprocess.to_grayscale`);
+    ``"rgb"`` keeps the three channels. H and W must be multiples of 4.
+    """
+    if color not in COLORS:
+        raise InvalidInputError(f"unknown color {color!r}; choose one of {', '.join(COLORS)}")
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 3:
+        if color == "gray":
+            # In chunks: the same numbers, without to_grayscale's float64 copy of the whole set.
+            x = np.concatenate([to_grayscale(images[i : i + 2048]) for i in range(0, max(len(images), 1), 2048)])
+            x = x[:, None]
+        else:
+            x = images.transpose(0, 3, 1, 2)
+    elif images.ndim == 3 and color == "gray":
+        x = images[:, None]
+    else:
+        want = "(n, h, w, 3) or (n, h, w)" if color == "gray" else "(n, h, w, 3)"
+        raise InvalidInputError(f"color={color!r} needs images of shape {want}, got {images.shape}")
+    if x.shape[2] % 4 or x.shape[3] % 4:
+        raise InvalidInputError(f"image height and width must be multiples of 4, got {x.shape[2:]}")
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return x.div_(255.0)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> cuda if available else cpu; "cuda" without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise AeclustError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AeclustError(
+            f"device {str(device)!r} asked for, but this PyTorch build "
+            f"({torch.__version__}) sees no CUDA GPU; use device='cpu' or 'auto'"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise AeclustError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return dev
+
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+
+class Checkpoint(NamedTuple):
+    model: ConvAutoencoder
+    config: AutoencoderConfig
+    state: dict[str, Any]  # everything else in the file: epoch, history, optimizer, rng, ...
+
+
+def _rng_states(shuffle: torch.Generator) -> dict[str, Any]:
+    # Plain types and tensors only, so the file loads with torch.load(weights_only=True).
+    np_state = np.random.get_state()
+    states = {
+        "shuffle": shuffle.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(_py, np_state[2:])),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _set_rng_states(states: dict[str, Any], shuffle: torch.Generator) -> None:
+    shuffle.set_state(states["shuffle"])
+    torch.set_rng_state(states["torch"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, model: ConvAutoencoder, **extra: Any) -> None:
+    """Write the model's weights and config, plus ``extra`` entries, to ``path`` atomically."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version()},
+        **extra,
+    }
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    config: AutoencoderConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint` (``checkpoint.pt`` or ``model.pt``).
+
+    The model is rebuilt from the config the file carries. When ``config`` is
+    given, its architecture must match the file's, or an :class:`AeclustError`
+    names the fields that differ.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AeclustError(f"no autoencoder checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    except AeclustError:
+        raise
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise AeclustError(f"cannot read autoencoder checkpoint {path}: {reason}") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise AeclustError(f"{path} is not an aeclust autoencoder checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise AeclustError(f"{path} has checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}")
+    saved = AutoencoderConfig.from_dict(state["config"])
+    if config is not None:
+        diff = _config_diff(saved, config, ARCH_FIELDS)
+        if diff:
+            raise AeclustError(f"checkpoint {path} holds a different architecture ({'; '.join(diff)})")
+    model = ConvAutoencoder(saved)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise AeclustError(
+            f"the weights in {path} do not fit the architecture its config describes ({first[-1].strip()})"
+        ) from None
+    model.to(resolve_device(device))
+    rest = {k: v for k, v in state.items() if k not in ("config", "model")}
+    return Checkpoint(model, saved, rest)
+
+
+# -----------------------------------------------------------------------------
+# training
+
+
+@contextlib.contextmanager
+def _threads(num_threads: int | None):
+    """torch's intra-op thread count for the duration (None: leave it); the caller's after."""
+    if num_threads is not None and num_threads < 1:
+        raise InvalidInputError(f"num_threads must be >= 1 or None, got {num_threads}")
+    saved = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
+def _reproducible(num_threads: int | None):
+    """Deterministic kernels and a fixed thread count for the duration; the caller's settings after."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    # warn_only: an op without a deterministic kernel on some device warns instead of failing the run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        with _threads(num_threads):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark = saved[2]
+
+
+class TrainResult(NamedTuple):
+    model: ConvAutoencoder
+    history: list[dict[str, Any]]  # one row per epoch: epoch, train_loss, test_loss, seconds
+
+
+def _make_optimizer(config: AutoencoderConfig, params) -> torch.optim.Optimizer:
+    # Library defaults for everything but the learning rate, as in the study.
+    cls = {
+        "adam": torch.optim.Adam,
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+        "adadelta": torch.optim.Adadelta,
+    }[config.optimizer]
+    return cls(params, lr=config.lr)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> float:
+    """Mean squared error of ``model(x)`` against ``x``, over every pixel."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device, non_blocking=True)
+        total += (model(xb) - xb).square().sum(dtype=torch.float64)
+    model.train(was_training)
+    return total.item() / max(x.numel(), 1)
+
+
+def train_autoencoder(
+    config: AutoencoderConfig,
+    train_images: np.ndarray,
+    test_images: np.ndarray | None,
+    out_dir: str | os.PathLike,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    num_threads: int | None = 1,
+) -> TrainResult:
+    """Train a :class:`ConvAutoencoder` on uint8 images; write history and checkpoints to ``out_dir``.
+
+    Files in ``out_dir``: ``history.json`` (one row per finished epoch),
+    ``checkpoint.pt`` (after every epoch: everything needed to resume) and
+    ``model.pt`` (the final weights and config). All are written atomically.
+
+    With ``resume=True`` and a ``checkpoint.pt`` in ``out_dir``, training goes on
+    from the checkpoint's last finished epoch up to ``config.epochs`` and ends
+    with the same weights an uninterrupted run would have. Every config field
+    but ``epochs`` must match the checkpoint's. Without a checkpoint it starts
+    from scratch.
+
+    ``num_threads`` is torch's intra-op thread count while training (restored
+    afterwards; None leaves it alone). One thread is the default: a batch of 32
+    tiny images is too small to share out, and on a busy machine a second
+    thread that waits for a core makes every step several times slower. The
+    thread count can change the last bits of the weights, so resume with the
+    one a run started with.
+    """
+    out_dir = Path(out_dir)
+    dev = resolve_device(device)
+    x_train = images_to_tensor(train_images, config.color)
+    x_test = images_to_tensor(test_images, config.color) if test_images is not None else None
+    if len(x_train) == 0:
+        raise InvalidInputError("train_images is empty")
+    if dev.type == "cuda":  # small enough to live on the GPU whole; no host-device copies per batch
+        x_train = x_train.to(dev)
+
+    # Model, optimizer and shuffling generator: fresh from the seed, or from the checkpoint.
+    ckpt_path = out_dir / "checkpoint.pt"
+    shuffle = torch.Generator().manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        model = ConvAutoencoder(config)
+    # channels_last (NHWC) makes oneDNN's convolutions on the CPU about twice as fast for these few channels.
+    model = model.to(dev, memory_format=torch.channels_last)
+    optimizer = _make_optimizer(config, model.parameters())
+    start_epoch, history = 0, []
+    if resume and ckpt_path.exists():
+        saved = load_checkpoint(ckpt_path, device=dev)
+        diff = _config_diff(saved.config, config, [f.name for f in fields(config) if f.name != "epochs"])
+        if diff:
+            raise AeclustError(f"cannot resume from {ckpt_path}: its config differs ({'; '.join(diff)})")
+        model.load_state_dict(saved.model.state_dict())
+        optimizer.load_state_dict(saved.state["optimizer"])
+        _set_rng_states(saved.state["rng"], shuffle)
+        start_epoch, history = saved.state["epoch"], list(saved.state["history"])
+        if start_epoch > config.epochs:
+            raise AeclustError(
+                f"cannot resume from {ckpt_path}: it has {start_epoch} epochs, more than epochs={config.epochs}"
+            )
+
+    if start_epoch < config.epochs:  # a model.pt left from an earlier run must not pass for this one's result
+        (out_dir / "model.pt").unlink(missing_ok=True)
+    n, bs = len(x_train), config.batch_size
+    n_batches = (n + bs - 1) // bs
+    with _reproducible(num_threads):
+        model.train()
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=shuffle).to(dev)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            bar = tqdm(
+                range(n_batches), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                disable=not progress, leave=True, dynamic_ncols=True,
+            )  # fmt: skip
+            for step in bar:
+                idx = perm[step * bs : (step + 1) * bs]
+                xb = x_train[idx].to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                loss = nn.functional.mse_loss(model(xb), xb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(idx)
+                if progress and (step % 50 == 0 or step == n_batches - 1):
+                    # .item() would stall a GPU every step; every 50th is enough for the display.
+                    bar.set_postfix(loss=f"{loss_sum.item() / min((step + 1) * bs, n):.5f}", refresh=False)
+            bar.close()
+            train_loss = loss_sum.item() / n  # batch losses weighted by batch size, as Keras reports it
+            test_loss = evaluate(model, x_test) if x_test is not None else None
+            history.append(
+                {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss,
+                 "seconds": round(time.perf_counter() - t0, 3)}
+            )  # fmt: skip
+            save_checkpoint(
+                ckpt_path, model, epoch=epoch, history=history,
+                optimizer=optimizer.state_dict(), rng=_rng_states(shuffle),
+            )  # fmt: skip
+            write_json(out_dir / "history.json", history)
+
+    # Back to the default layout: the returned model then computes bit for bit what model.pt loads as.
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    save_checkpoint(out_dir / "model.pt", model, epoch=config.epochs, history=history)
+    write_json(out_dir / "history.json", history)
+    return TrainResult(model, history)
+
+
+# -----------------------------------------------------------------------------
+# codes
+
+
+@torch.no_grad()
+def encode(
+    model: ConvAutoencoder,
+    images: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    num_threads: int | None = 1,
+) -> np.ndarray:
+    """uint8 images -> codes as a float32 matrix (n, 192), each code flattened in (C, H, W) order.
+
+    Images are converted with the model's own ``config.color``. The model is
+    moved to ``device``. Batches of 256 fit the CPU's caches better than larger
+    ones; ``num_threads`` works as in :func:`train_autoencoder`.
+    """
+    dev = resolve_device(device)
+    model = model.to(dev)
+    was_training = model.training
+    model.eval()
+    x = images_to_tensor(images, model.config.color)
+    with _threads(num_threads):
+        out = [model.encode(x[i : i + batch_size].to(dev)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, int(np.prod(model.config.code_shape))), dtype=np.float32)
+    return torch.cat(out).numpy()
