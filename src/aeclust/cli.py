@@ -7,8 +7,10 @@ code 2 (``--debug`` shows the traceback); an interrupt exits with 130.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
+from pathlib import Path
 
 from . import __version__
 from .errors import AeclustError
@@ -71,7 +73,93 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_cluster)
+
+    p = sub.add_parser(
+        "run",
+        help="the whole study: pixels and autoencoder codes, clustered and judged, with an HTML report",
+        description="The study end to end, into one run directory: k-means on the grayscale pixels "
+                    "of the CIFAR-10 test set; a convolutional autoencoder trained on the 50,000 "
+                    "training images; k-means on the test set's 8x8x3 codes; silhouette and Dunn "
+                    "for both; results.json, figures/*.png and a self-contained report.html. "
+                    "Interrupted runs continue with --resume.",
+    )
+    p.add_argument("--out", metavar="DIR", default="runs/study", help="run directory (default: runs/study)")
+    p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed for k-means and the autoencoder (default: 0)")
+    _add_autoencoder_args(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: skip finished stages, resume training from the last epoch")
+    p.add_argument("--train-limit", type=_positive_int, metavar="N",
+                   help="train on the first N training images only (quick runs)")
+    p.add_argument("--test-limit", type=_positive_int, metavar="N",
+                   help="cluster the first N test images only (quick runs)")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "train",
+        help="train the autoencoder on the CIFAR-10 training images",
+        description="Train the study's convolutional autoencoder on the 50,000 CIFAR-10 training "
+                    "images. Writes history.json, checkpoint.pt (every epoch) and model.pt to --out.",
+    )
+    p.add_argument("--out", metavar="DIR", default="runs/autoencoder", help="output folder (default: runs/autoencoder)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the weights and the shuffling (default: 0)")
+    _add_autoencoder_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.add_argument("--train-limit", type=_positive_int, metavar="N", help="use the first N training images only")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "encode",
+        help="encode CIFAR-10 images with a trained autoencoder",
+        description="Encode a CIFAR-10 split with the encoder of a trained model.pt and save the "
+                    "codes, flattened to (n, 192), as a .npy file.",
+    )
+    p.add_argument("--model", metavar="PATH", required=True, help="model.pt or checkpoint.pt written by 'aeclust train'")
+    p.add_argument("--out", metavar="FILE", required=True, help="where to write the codes (.npy)")
+    p.add_argument("--split", choices=["test", "train"], default="test", help="which split (default: test)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="encode the first N images only")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="device (default: cpu)")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser(
+        "report",
+        help="rebuild the figures and report.html of a finished run",
+        description="Rebuild figures/*.png and report.html from a run directory written by 'aeclust run'.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory holding results.json")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_report)
     return parser
+
+
+def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("autoencoder")
+    g.add_argument("--color", choices=["gray", "rgb"], default="gray",
+                   help="autoencoder input: grayscale (the study) or RGB")
+    g.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    g.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    g.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adadelta"], default="adam",
+                   help="optimizer (default: adam)")
+    g.add_argument("--kernel-size", type=_positive_int, default=3, help="convolution kernel size (default: 3)")
+    g.add_argument("--activation", default="relu", help="activation after each conv (default: relu)")
+    g.add_argument("--code-activation", default=None,
+                   help="activation of the code layer (default: same as --activation; 'linear' for none)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to train: auto picks cuda when a GPU is present (default: auto)")
+
+
+def _autoencoder_kwargs(args) -> dict:
+    return {"color": args.color, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "optimizer": args.optimizer, "kernel_size": args.kernel_size, "activation": args.activation,
+            "code_activation": args.code_activation}
 
 
 def _print_cluster_summary(results: dict) -> None:
@@ -100,12 +188,102 @@ def _cmd_cluster(args) -> int:
     return 0
 
 
+def _print_run_summary(results: dict, out: str) -> None:
+    print(f"aeclust run: {results['title']}")
+    print(f"  {'features':<40}{'silhouette':>11}{'study':>8}{'Dunn':>9}{'study':>8}")
+    for fs in results["feature_sets"].values():
+        m, st = fs["metrics"], fs.get("study") or {}
+        print(f"  {fs['description']:<40}{m['silhouette']:>11.4f}{st.get('silhouette', float('nan')):>8.4f}"
+              f"{m['dunn']:>9.4f}{st.get('dunn', float('nan')):>8.4f}")
+    hist = results["autoencoder"]["history"]
+    if hist:
+        print(f"  autoencoder: {len(hist)} epochs, final train loss {hist[-1]['train_loss']:.5f}, "
+              f"test loss {hist[-1]['test_loss']:.5f}")
+    print(f"  total time {results['timings']['total']:.1f}s")
+    print(f"  wrote {out}/results.json and {out}/report.html")
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import RunConfig, run
+
+    config = RunConfig(out=args.out, data_dir=args.data_dir, k=args.k, seed=args.seed, device=args.device,
+                       train_limit=args.train_limit, test_limit=args.test_limit,
+                       download=not args.no_download, progress=not args.quiet, resume=args.resume,
+                       **_autoencoder_kwargs(args))
+    results = run(config)
+    if not args.quiet:
+        _print_run_summary(results, args.out)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .autoencoder import AutoencoderConfig, train_autoencoder
+    from .datasets import load_cifar10
+    from .pipeline import check_writable
+
+    config = AutoencoderConfig(seed=args.seed, **_autoencoder_kwargs(args))
+    out = Path(args.out)
+    check_writable(out)
+    data = load_cifar10(args.data_dir, split="both", download=not args.no_download, progress=not args.quiet)
+    result = train_autoencoder(config, data.train_images[: args.train_limit], data.test_images, out,
+                               device=args.device, resume=args.resume, progress=not args.quiet)
+    if not args.quiet:
+        last = result.history[-1] if result.history else None
+        if last:
+            print(f"trained {len(result.history)} epochs: train loss {last['train_loss']:.5f}, "
+                  f"test loss {last['test_loss']:.5f}")
+        print(f"wrote {out}/model.pt, {out}/history.json")
+    return 0
+
+
+def _cmd_encode(args) -> int:
+    from .autoencoder import encode, load_checkpoint
+    from .datasets import load_cifar10
+    from .pipeline import save_array
+
+    model = load_checkpoint(args.model).model
+    data = load_cifar10(args.data_dir, split=args.split, download=not args.no_download, progress=not args.quiet)
+    images = (data.test_images if args.split == "test" else data.train_images)[: args.limit]
+    codes = encode(model, images, device=args.device)
+    save_array(Path(args.out), codes)
+    if not args.quiet:
+        print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]} features: wrote {args.out}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    import json
+
+    from .autoencoder import load_checkpoint
+    from .datasets import load_cifar10
+    from .report import build_run_report
+
+    run_dir = Path(args.run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise AeclustError(f"{run_dir} holds no results.json; run 'aeclust run --out {run_dir}' first")
+    results = json.loads(results_path.read_text())
+    model = load_checkpoint(run_dir / "autoencoder" / "model.pt").model
+    data = load_cifar10(args.data_dir, split="test", download=not args.no_download, progress=not args.quiet)
+    path = build_run_report(run_dir, results, model=model,
+                            test_images=data.test_images[: results["config"].get("test_limit")])
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def _raise_interrupt(signum, frame):
+    # SIGTERM ends the run the way Ctrl-C does: finally-blocks run and temp files are removed.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.func(args)
     except AeclustError as exc:
@@ -114,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aeclust: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("aeclust: interrupted", file=sys.stderr)
+        hint = "; rerun with --resume to continue" if getattr(args, "resume", None) is not None else ""
+        print(f"aeclust: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -1,8 +1,17 @@
 """Experiments: a configuration in, stages run in order, one run directory out.
 
-A run directory holds ``results.json`` (configuration, metrics, timings,
-versions) and whatever the stages write beside it. Every file is written
-atomically, so an interrupted run never leaves a half-written result.
+``aeclust run`` is the whole study in stages, each of which leaves its result
+in the run directory before the next begins::
+
+    pixels       k-means + silhouette/Dunn on the grayscale test pixels   pixels/
+    autoencoder  train the autoencoder on the 50,000 training images      autoencoder/
+    codes        encode the test set, k-means + silhouette/Dunn on codes  codes/
+    report       figures, report.html and results.json                    figures/, report.html
+
+Every file is written atomically (temporary name, fsync, rename), so an
+interrupted run leaves only finished files, and ``resume=True`` starts again
+from the first stage without a result (and the autoencoder from its last
+finished epoch).
 """
 
 from __future__ import annotations
@@ -13,13 +22,14 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from ._io import atomic_open, write_json
-from .errors import AeclustError
+from .errors import AeclustError, InvalidInputError
 from .kmeans import KMeans
 from .metrics import cluster_quality
 
@@ -53,16 +63,18 @@ class Timings(dict):
 
 
 def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "random",
-                      n_init: int = 1, timings: Timings | None = None, progress: bool = False) -> dict:
+                      n_init: int = 1, timings: Timings | None = None, progress: bool = False,
+                      prefix: str = "") -> dict:
     """K-means on ``X``, then silhouette and Dunn in one fused pass.
 
     Returns a dictionary with the labels (``"labels"``, a numpy array) and the
-    JSON-ready parts: ``"kmeans"`` and ``"metrics"``.
+    JSON-ready parts: ``"kmeans"`` and ``"metrics"``. Timings go under
+    ``prefix + "kmeans"`` and ``prefix + "metrics"``.
     """
     timings = timings if timings is not None else Timings()
-    with timings("kmeans"):
+    with timings(prefix + "kmeans"):
         km = KMeans(n_clusters=k, init=init, n_init=n_init, random_state=seed).fit(X)
-    with timings("metrics"):
+    with timings(prefix + "metrics"):
         quality = cluster_quality(X, km.labels_, progress=progress)
     return {
         "labels": km.labels_,
@@ -81,12 +93,33 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
     }
 
 
+def save_array(path: Path, array: np.ndarray) -> None:
+    """Write an array as ``.npy``, atomically."""
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work when the output directory cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AeclustError(f"cannot write to output directory {out}: {exc.strerror or exc}; "
+                           f"choose another with --out") from None
+
+
+# -- part 1 alone: aeclust cluster ---------------------------------------------------------
+
 def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, color: str = "gray",
                 init: str = "random", n_init: int = 1, download: bool = True,
                 progress: bool = True) -> dict:
     """Part 1 of the study: k-means on the preprocessed pixels of the CIFAR-10 test set.
 
-    Writes ``results.json`` to ``out`` when it is given, and returns the same dictionary.
+    Writes ``results.json`` and ``labels.npy`` to ``out`` when it is given, and
+    returns the results dictionary.
     """
     from .datasets import load_cifar10
     from .preprocess import preprocess
@@ -94,7 +127,7 @@ def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, c
     timings = Timings()
     if out is not None:
         out = Path(out)
-        _check_writable(out)
+        check_writable(out)
     with timings("load"):
         data = load_cifar10(data_dir, split="test", download=download, progress=progress)
     with timings("preprocess"):
@@ -113,24 +146,184 @@ def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, c
         "versions": versions(),
     }
     if out is not None:
-        save_labels(out / "labels.npy", labels)
+        save_array(out / "labels.npy", labels)
         write_json(out / "results.json", results)
     return results
 
 
-def save_labels(path: Path, labels: np.ndarray) -> None:
-    """Write cluster labels as ``.npy``, atomically."""
-    with atomic_open(path, "wb") as f:
-        np.save(f, labels)
+# -- the whole study: aeclust run ----------------------------------------------------------
+
+@dataclass
+class RunConfig:
+    """Everything ``aeclust run`` needs; recorded in results.json.
+
+    ``train_limit`` and ``test_limit`` take the first images of each split,
+    for quick runs; ``None`` uses them all.
+    """
+
+    out: str = "runs/study"
+    data_dir: str | None = None
+    k: int = 10
+    seed: int = 0
+    color: str = "gray"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    kernel_size: int = 3
+    activation: str = "relu"
+    code_activation: str | None = None
+    device: str = "auto"
+    train_limit: int | None = None
+    test_limit: int | None = None
+    download: bool = True
+    progress: bool = True
+    resume: bool = False
+
+    def autoencoder_config(self):
+        from .autoencoder import AutoencoderConfig
+
+        return AutoencoderConfig(color=self.color, kernel_size=self.kernel_size, activation=self.activation,
+                                 code_activation=self.code_activation, epochs=self.epochs,
+                                 batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                                 seed=self.seed)
+
+    def recorded(self) -> dict:
+        """The fields that decide the result (not where it goes or how it is shown)."""
+        skip = {"out", "data_dir", "download", "progress", "resume", "device"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
-def _check_writable(out: Path) -> None:
-    """Fail before any work when the output directory cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise AeclustError(f"cannot write to output directory {out}: {exc.strerror or exc}; "
-                           f"choose another with --out") from None
+class _Stage:
+    """A stage's record in ``<run>/stages/<name>.json``: its config and result."""
+
+    def __init__(self, run_dir: Path, name: str, config: dict):
+        self.path = run_dir / "stages" / f"{name}.json"
+        self.name, self.config = name, config
+
+    def load(self) -> dict | None:
+        import json
+
+        if not self.path.is_file():
+            return None
+        record = json.loads(self.path.read_text())
+        if record.get("config") != self.config:
+            raise AeclustError(
+                f"{self.path.parent.parent} holds a run with a different configuration "
+                f"(stage '{self.name}'); choose another --out, or run without --resume to start over")
+        return record["result"]
+
+    def save(self, result: dict) -> None:
+        write_json(self.path, {"config": self.config, "result": result})
+
+
+def run(config: RunConfig | None = None, **overrides) -> dict:
+    """The whole study, one run directory: pixels, autoencoder, codes, report.
+
+    Parameters
+    ----------
+    config : RunConfig, optional
+        Defaults follow the study; keyword arguments override single fields.
+
+    Returns
+    -------
+    dict
+        The results, as written to ``<out>/results.json``.
+    """
+    config = RunConfig(**{**(asdict(config) if config else {}), **overrides})
+    from . import autoencoder as ae
+    from .datasets import load_cifar10
+    from .preprocess import preprocess
+
+    run_dir = Path(config.out)
+    check_writable(run_dir)
+    if not config.resume:
+        # A fresh run must not pick up an older run's stage records.
+        for old in (run_dir / "stages").glob("*.json"):
+            old.unlink()
+    started = time.perf_counter()
+    timings = Timings()
+    recorded = config.recorded()
+    say = print if config.progress else (lambda *a, **k: None)
+
+    with timings("load"):
+        data = load_cifar10(config.data_dir, split="both", download=config.download, progress=config.progress)
+    train_images = data.train_images[: config.train_limit]
+    test_images, test_labels = data.test_images[: config.test_limit], data.test_labels[: config.test_limit]
+
+    # 1. Pixels: the study's part 1.
+    stage = _Stage(run_dir, "pixels", {k: recorded[k] for k in ("k", "seed", "test_limit")})
+    pixels = stage.load() if config.resume else None
+    if pixels is None:
+        say("[1/4] k-means on grayscale pixels")
+        X = preprocess(test_images, "gray")
+        t = Timings()
+        out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress)
+        save_array(run_dir / "pixels" / "labels.npy", out.pop("labels"))
+        pixels = {**out, "n_features": int(X.shape[1]), "timings": dict(t)}
+        stage.save(pixels)
+    timings.update({f"pixels_{k}": v for k, v in pixels["timings"].items()})
+
+    # 2. The autoencoder, trained on the training split.
+    ae_config = config.autoencoder_config()
+    ae_dir = run_dir / "autoencoder"
+    stage = _Stage(run_dir, "autoencoder", {**ae_config.to_dict(), "train_limit": config.train_limit,
+                                             "test_limit": config.test_limit})
+    trained = stage.load() if config.resume else None
+    if trained is None:
+        say(f"[2/4] training the autoencoder on {len(train_images)} images, {ae_config.epochs} epochs")
+        with timings("autoencoder_train"):
+            result = ae.train_autoencoder(ae_config, train_images, test_images, ae_dir,
+                                          device=config.device, resume=config.resume,
+                                          progress=config.progress)
+        history = result.history
+        trained = {"history": history, "seconds": timings["autoencoder_train"],
+                   "parameters": int(sum(p.numel() for p in result.model.parameters()))}
+        stage.save(trained)
+    timings["autoencoder_train"] = trained["seconds"]
+    model = ae.load_checkpoint(ae_dir / "model.pt", config=ae_config).model
+
+    # 3. Codes of the test set, clustered and judged the same way.
+    stage = _Stage(run_dir, "codes", {**ae_config.to_dict(), "k": config.k, "test_limit": config.test_limit,
+                                       "train_limit": config.train_limit})
+    codes_result = stage.load() if config.resume else None
+    if codes_result is None:
+        say("[3/4] k-means on the autoencoder's codes")
+        t = Timings()
+        with t("encode"):
+            codes = ae.encode(model, test_images)
+        save_array(run_dir / "codes" / "codes.npy", codes)
+        out = cluster_and_judge(codes, k=config.k, seed=config.seed, timings=t, progress=config.progress)
+        save_array(run_dir / "codes" / "labels.npy", out.pop("labels"))
+        codes_result = {**out, "n_features": int(codes.shape[1]), "timings": dict(t)}
+        stage.save(codes_result)
+    timings.update({f"codes_{k}": v for k, v in codes_result["timings"].items()})
+
+    results = {
+        "job": "run",
+        "title": f"CIFAR-10 test set ({len(test_images)} images), k = {config.k}, seed {config.seed}",
+        "config": {**recorded, "dataset": "cifar10", "n_train": int(len(train_images)),
+                   "n_test": int(len(test_images)), "autoencoder": ae_config.to_dict()},
+        "feature_sets": {
+            "pixels": {"description": "grayscale pixels (BT.601), /255", "n_features": pixels["n_features"],
+                       "kmeans": pixels["kmeans"], "metrics": pixels["metrics"], "study": STUDY["pixels"]},
+            "codes": {"description": f"autoencoder codes ({ae_config.color} input, 3x8x8)",
+                      "n_features": codes_result["n_features"], "kmeans": codes_result["kmeans"],
+                      "metrics": codes_result["metrics"], "study": STUDY["codes"]},
+        },
+        "autoencoder": {"history": trained["history"], "parameters": trained["parameters"],
+                        "train_seconds": trained["seconds"]},
+        "timings": dict(timings),
+        "versions": versions(),
+    }
+
+    # 4. Report: figures, report.html, results.json (last, so its presence means "finished").
+    say("[4/4] writing the report")
+    with timings("report"):
+        from .report import build_run_report
+
+        build_run_report(run_dir, results, model=model, test_images=test_images)
+    results["timings"] = dict(timings)
+    results["timings"]["total"] = round(time.perf_counter() - started, 4)
+    write_json(run_dir / "results.json", results)
+    return results

@@ -1,0 +1,283 @@
+"""Figures (PNG, matplotlib) and the self-contained HTML report of a run.
+
+Every figure is written as a PNG file in ``<run>/figures/`` and embedded in
+``<run>/report.html`` as a base64 data URI, so the page opens anywhere, alone.
+The page's numbers are read from the same dictionary that becomes
+``results.json``; nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ._io import write_bytes, write_text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no display needed, and none wanted
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """An image on an axis: (h, w) grayscale or (h, w, 3) colour, uint8 or [0, 1] floats."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        vmax = 255 if image.dtype == np.uint8 else 1.0
+        ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_loss_curve(history: list[dict], path: Path) -> Path:
+    """Train and held-out loss per epoch."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (50,000 images)")
+    if all(h.get("test_loss") is not None for h in history):
+        ax.plot(epochs, [h["test_loss"] for h in history], "s--", label="held-out test (10,000)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean squared error")
+    ax.set_title("Autoencoder reconstruction loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path) -> Path:
+    """Originals (top row) above their reconstructions (bottom row)."""
+    plt = _pyplot()
+    n = len(originals)
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.7))
+    for i in range(n):
+        _show(axes[0, i], originals[i])
+        _show(axes[1, i], reconstructions[i])
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstruction")
+    fig.suptitle("Test images and their reconstructions")
+    return _save(fig, path)
+
+
+def plot_codes(images: np.ndarray, codes: np.ndarray, path: Path) -> Path:
+    """Each image beside its 8x8 code channels, each channel shown as a small grayscale image."""
+    plt = _pyplot()
+    n, channels = codes.shape[0], codes.shape[1]
+    fig, axes = plt.subplots(n, channels + 1, figsize=(1.3 * (channels + 1), 1.3 * n))
+    axes = np.atleast_2d(axes)
+    for i in range(n):
+        _show(axes[i, 0], images[i])
+        for c in range(channels):
+            ch = codes[i, c]
+            span = ch.max() - ch.min()
+            _show(axes[i, c + 1], (ch - ch.min()) / span if span > 0 else np.zeros_like(ch))
+    axes[0, 0].set_title("image", fontsize=9)
+    for c in range(channels):
+        axes[0, c + 1].set_title(f"code ch. {c + 1}", fontsize=9)
+    fig.suptitle(f"Codes ({channels} x {codes.shape[2]} x {codes.shape[3]}) shown as images", fontsize=10)
+    return _save(fig, path)
+
+
+def _montage(images: list, rows: int, cols: int, pad: int = 2) -> np.ndarray:
+    """Tile equally sized images (uint8 or [0, 1] floats, gray or RGB) into one RGB float image."""
+    h, w = np.asarray(images[0]).shape[:2]
+    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, 3))
+    for i, img in enumerate(images):
+        if img is None:
+            continue
+        img = np.asarray(img, dtype=np.float64)
+        if img.max(initial=0) > 1.0:
+            img = img / 255.0
+        if img.ndim == 3 and img.shape[-1] == 1:
+            img = img[..., 0]
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=-1)
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return canvas
+
+
+def plot_cluster_grid(images: np.ndarray, labels: np.ndarray, path: Path, *, per_cluster: int = 10,
+                      title: str = "", seed: int = 0) -> Path:
+    """One row per cluster: a random sample of its images, with the cluster's size."""
+    plt = _pyplot()
+    clusters = np.unique(labels)
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for c in clusters:
+        members = np.flatnonzero(labels == c)
+        pick = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
+        tiles += [images[p] for p in pick] + [None] * (per_cluster - len(pick))
+    canvas = _montage(tiles, len(clusters), per_cluster)
+    fig, ax = plt.subplots(figsize=(0.75 * per_cluster + 1.2, 0.75 * len(clusters) + 0.6))
+    ax.imshow(canvas, interpolation="nearest")
+    h = images.shape[1] + 2
+    ax.set_yticks([2 + h * r + (h - 2) / 2 for r in range(len(clusters))])
+    ax.set_yticklabels([f"cluster {c}  (n={int(np.sum(labels == c))})" for c in clusters], fontsize=8)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or "Sample images per cluster", fontsize=10)
+    return _save(fig, path)
+
+
+# -- HTML -------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.35em .7em;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
+figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.92em}
+.note{color:#555;font-size:.92em}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
+pre{padding:.8em;overflow-x:auto;font-size:.85em}
+"""
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def metrics_rows(results: dict) -> list[dict]:
+    """One row per feature set: the numbers the report's main table shows."""
+    rows = []
+    for name, fs in results.get("feature_sets", {}).items():
+        m = fs["metrics"]
+        study = fs.get("study") or {}
+        rows.append({
+            "feature_set": name,
+            "description": fs.get("description", ""),
+            "n_features": fs.get("n_features"),
+            "silhouette": m["silhouette"],
+            "study_silhouette": study.get("silhouette"),
+            "dunn": m["dunn"],
+            "study_dunn": study.get("dunn"),
+            "iterations": fs["kmeans"]["n_iter"],
+            "inertia": fs["kmeans"]["inertia"],
+        })
+    return rows
+
+
+def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, str]]]]) -> str:
+    """The report page: metrics beside the study's numbers, then each section's figures, then details.
+
+    ``sections`` is a list of ``(heading, [(figure_id, png_path, caption), ...])``.
+    """
+    title = results.get("title", "")
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<title>aeclust report — {html.escape(title)}</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
+
+    parts.append("<h2>Cluster quality</h2>")
+    parts.append("<table id='metrics'><thead><tr><th>features</th><th>dims</th>"
+                 "<th>silhouette</th><th>study</th><th>Dunn</th><th>study</th>"
+                 "<th>k-means iterations</th><th>inertia</th></tr></thead><tbody>")
+    for r in metrics_rows(results):
+        parts.append(
+            f"<tr data-feature-set='{html.escape(r['feature_set'])}'>"
+            f"<td>{html.escape(r['description'] or r['feature_set'])}</td><td>{_fmt(r['n_features'])}</td>"
+            f"<td class='silhouette'>{_fmt(r['silhouette'])}</td><td>{_fmt(r['study_silhouette'])}</td>"
+            f"<td class='dunn'>{_fmt(r['dunn'])}</td><td>{_fmt(r['study_dunn'])}</td>"
+            f"<td>{_fmt(r['iterations'])}</td><td>{r['inertia']:.6g}</td></tr>")
+    parts.append("</tbody></table>")
+    parts.append("<p class='note'>Silhouette: mean over all samples of (b − a) / max(a, b), Euclidean, exact. "
+                 "Dunn: smallest distance between two points of different clusters / largest distance "
+                 "between two points of the same cluster, exact. k = "
+                 f"{_fmt(results.get('config', {}).get('k'))}, the same k-means for every feature set. "
+                 "The study's numbers are those it reports for the CIFAR-10 test set.</p>")
+
+    for heading, figures in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        for fig_id, path, caption in figures:
+            parts.append(f"<figure id='fig-{html.escape(fig_id)}'><img alt='{html.escape(caption)}' "
+                         f"src='{_data_uri(path)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    parts.append("<h2>Configuration, timings and versions</h2>")
+    details = {k: results.get(k) for k in ("config", "timings", "versions") if k in results}
+    parts.append(f"<pre>{html.escape(json.dumps(details, indent=2))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path, results: dict, sections) -> Path:
+    """Write ``report.html`` into ``run_dir`` atomically and return its path."""
+    path = Path(run_dir) / "report.html"
+    write_text(path, render_html(results, sections))
+    return path
+
+
+def build_run_report(run_dir: Path, results: dict, *, model, test_images: np.ndarray,
+                     n_examples: int = 10) -> Path:
+    """All figures of an ``aeclust run`` and the page that shows them.
+
+    Reads the labels that the pipeline saved in the run directory; ``model`` is
+    the trained autoencoder and ``test_images`` the uint8 images it encoded.
+    """
+    import torch
+
+    from .autoencoder import images_to_tensor
+
+    run_dir = Path(run_dir)
+    fig_dir = run_dir / "figures"
+    color = model.config.color
+    shown = test_images[:n_examples]
+    with torch.no_grad():
+        model.eval()
+        x = images_to_tensor(shown, color)
+        recon = model(x).permute(0, 2, 3, 1).numpy()
+        codes = model.encode(x[:5]).numpy()
+    originals = x.permute(0, 2, 3, 1).numpy()  # what the model saw: grayscale for a gray model
+
+    history = results["autoencoder"]["history"]
+    autoencoder_figs = []
+    if history:
+        autoencoder_figs.append(("loss", plot_loss_curve(history, fig_dir / "loss_curve.png"),
+                                 "Training and held-out reconstruction loss (MSE) per epoch"))
+    autoencoder_figs.append(("reconstructions",
+                             plot_reconstructions(originals, recon, fig_dir / "reconstructions.png"),
+                             "Test images (top) and the autoencoder's reconstructions (bottom)"))
+    autoencoder_figs.append(("codes", plot_codes(originals[:5], codes, fig_dir / "codes.png"),
+                             "The 8x8x3 codes of five test images, each channel shown as an image"))
+
+    cluster_figs = []
+    for name, fs in results["feature_sets"].items():
+        labels = np.load(run_dir / name / "labels.npy")
+        path = plot_cluster_grid(test_images, labels, fig_dir / f"clusters_{name}.png",
+                                 title=f"Clusters of {fs['description']}: random members per cluster")
+        cluster_figs.append((f"clusters-{name}", path,
+                             f"Sample test images per cluster, k-means on {fs['description']}"))
+
+    sections = [("Autoencoder", autoencoder_figs), ("Clusters", cluster_figs)]
+    return write_report(run_dir, results, sections)

@@ -1,0 +1,118 @@
+"""`aeclust run` end to end on a small subset of the real data, plus the other commands."""
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aeclust.cli import main
+
+pytestmark = pytest.mark.realdata
+
+SMALL = ["--train-limit", "600", "--test-limit", "300", "--epochs", "2", "--quiet"]
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.cells, self._cell = [], {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "tr" and "data-feature-set" in attrs:
+            self._row = attrs["data-feature-set"]
+        if tag == "td" and attrs.get("class") in ("silhouette", "dunn"):
+            self._cell = attrs["class"]
+
+    def handle_data(self, data):
+        if self._cell:
+            self.cells[(self._row, self._cell)] = data
+            self._cell = None
+
+
+@pytest.fixture(scope="module")
+def small_run(cifar_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "study"
+    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), *SMALL]) == 0
+    return out
+
+
+def test_run_writes_every_artefact(small_run):
+    for rel in ["results.json", "report.html", "pixels/labels.npy", "codes/labels.npy", "codes/codes.npy",
+                "autoencoder/model.pt", "autoencoder/checkpoint.pt", "autoencoder/history.json",
+                "figures/loss_curve.png", "figures/reconstructions.png", "figures/codes.png",
+                "figures/clusters_pixels.png", "figures/clusters_codes.png"]:
+        assert (small_run / rel).is_file(), rel
+    assert np.load(small_run / "codes" / "codes.npy").shape == (300, 192)
+    leftovers = [p for p in small_run.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
+    r = json.loads((small_run / "results.json").read_text())
+    assert set(r["feature_sets"]) == {"pixels", "codes"}
+    for fs in r["feature_sets"].values():
+        assert -1 <= fs["metrics"]["silhouette"] <= 1 and fs["metrics"]["dunn"] > 0
+        assert fs["metrics"]["n_samples"] == 300
+    assert r["feature_sets"]["codes"]["n_features"] == 192
+    assert r["config"]["autoencoder"]["epochs"] == 2 and r["config"]["autoencoder"]["batch_size"] == 32
+    assert len(r["autoencoder"]["history"]) == 2
+    assert {"load", "autoencoder_train", "report", "total"} <= set(r["timings"])
+    assert "torch" in r["versions"]
+
+
+def test_report_embeds_every_figure_and_shows_the_numbers_of_results_json(small_run):
+    page = (small_run / "report.html").read_text()
+    parser = _Page()
+    parser.feed(page)
+    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 5
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    r = json.loads((small_run / "results.json").read_text())
+    for name, fs in r["feature_sets"].items():
+        assert parser.cells[(name, "silhouette")] == f"{fs['metrics']['silhouette']:.4f}"
+        assert parser.cells[(name, "dunn")] == f"{fs['metrics']['dunn']:.4f}"
+    assert "0.1040" in page and "0.0899" in page  # the study's numbers beside ours
+    assert not re.search(r"src=['\"]https?:", page)  # self-contained
+
+
+def test_resume_skips_finished_stages_and_gives_the_same_results(small_run, cifar_dir):
+    before = json.loads((small_run / "results.json").read_text())
+    stamp = (small_run / "pixels" / "labels.npy").stat().st_mtime_ns
+    assert main(["run", "--out", str(small_run), "--data-dir", str(cifar_dir), *SMALL, "--resume"]) == 0
+    after = json.loads((small_run / "results.json").read_text())
+    assert (small_run / "pixels" / "labels.npy").stat().st_mtime_ns == stamp
+    assert after["feature_sets"] == before["feature_sets"]
+
+
+def test_resume_with_another_config_is_refused(small_run, cifar_dir, capsys):
+    args = ["run", "--out", str(small_run), "--data-dir", str(cifar_dir), *SMALL, "--resume", "--k", "5"]
+    assert main(args) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_report_command_rebuilds_the_page(small_run, cifar_dir):
+    (small_run / "report.html").unlink()
+    assert main(["report", str(small_run), "--data-dir", str(cifar_dir), "--quiet"]) == 0
+    assert (small_run / "report.html").stat().st_size > 10_000
+
+
+def test_train_then_encode_commands(cifar_dir, tmp_path):
+    out = tmp_path / "ae"
+    assert main(["train", "--out", str(out), "--data-dir", str(cifar_dir), "--train-limit", "256",
+                 "--epochs", "1", "--quiet"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and history[0]["test_loss"] > 0
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", "--model", str(out / "model.pt"), "--out", str(codes), "--limit", "50",
+                 "--data-dir", str(cifar_dir), "--quiet"]) == 0
+    assert np.load(codes).shape == (50, 192)
+
+
+def test_report_without_a_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
