@@ -50,14 +50,20 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def plot_loss_curve(history: list[dict], path: Path) -> Path:
+def plot_loss_curve(history: list[dict], path: Path, *, n_train: int | None = None,
+                    n_test: int | None = None) -> Path:
     """Train and held-out loss per epoch."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (50,000 images)")
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-",
+            label="train" + (f" ({n_train:,} images)" if n_train else ""))
     if all(h.get("test_loss") is not None for h in history):
-        ax.plot(epochs, [h["test_loss"] for h in history], "s--", label="held-out test (10,000)")
+        ax.plot(epochs, [h["test_loss"] for h in history], "s--",
+                label="held-out test" + (f" ({n_test:,} images)" if n_test else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean squared error")
     ax.set_title("Autoencoder reconstruction loss")
@@ -263,7 +269,9 @@ def build_run_report(run_dir: Path, results: dict, *, model, test_images: np.nda
     history = results["autoencoder"]["history"]
     autoencoder_figs = []
     if history:
-        autoencoder_figs.append(("loss", plot_loss_curve(history, fig_dir / "loss_curve.png"),
+        autoencoder_figs.append(("loss", plot_loss_curve(history, fig_dir / "loss_curve.png",
+                                                         n_train=results["config"].get("n_train"),
+                                                         n_test=results["config"].get("n_test")),
                                  "Training and held-out reconstruction loss (MSE) per epoch"))
     autoencoder_figs.append(("reconstructions",
                              plot_reconstructions(originals, recon, fig_dir / "reconstructions.png"),
