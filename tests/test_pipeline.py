@@ -26,7 +26,7 @@ class _Page(HTMLParser):
             self.images.append(attrs.get("src", ""))
         if tag == "tr" and "data-feature-set" in attrs:
             self._row = attrs["data-feature-set"]
-        if tag == "td" and attrs.get("class") in ("silhouette", "dunn"):
+        if tag == "td" and attrs.get("class") in ("silhouette", "dunn", "acc"):
             self._cell = attrs["class"]
 
     def handle_data(self, data):
@@ -46,7 +46,8 @@ def test_run_writes_every_artefact(small_run):
     for rel in ["results.json", "report.html", "pixels/labels.npy", "codes/labels.npy", "codes/codes.npy",
                 "autoencoder/model.pt", "autoencoder/checkpoint.pt", "autoencoder/history.json",
                 "figures/loss_curve.png", "figures/reconstructions.png", "figures/codes.png",
-                "figures/clusters_pixels.png", "figures/clusters_codes.png"]:
+                "figures/clusters_pixels.png", "figures/clusters_codes.png",
+                "figures/confusion_pixels.png", "figures/confusion_codes.png"]:
         assert (small_run / rel).is_file(), rel
     assert np.load(small_run / "codes" / "codes.npy").shape == (300, 192)
     leftovers = [p for p in small_run.rglob("*") if p.name.endswith(".tmp")]
@@ -61,8 +62,11 @@ def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
         assert fs["metrics"]["n_samples"] == 300
     assert r["feature_sets"]["codes"]["n_features"] == 192
     assert r["config"]["autoencoder"]["epochs"] == 2 and r["config"]["autoencoder"]["batch_size"] == 32
-    assert len(r["autoencoder"]["history"]) == 2
+    assert len(r["autoencoders"]["autoencoder"]["history"]) == 2
     assert {"load", "autoencoder_train", "report", "total"} <= set(r["timings"])
+    for fs in r["feature_sets"].values():  # CIFAR-10 has labels: external scores for every feature set
+        assert set(fs["external"]) == {"acc", "nmi", "ari", "purity"}
+        assert 0.1 <= fs["external"]["acc"] <= 1
     assert "torch" in r["versions"]
 
 
@@ -70,13 +74,16 @@ def test_report_embeds_every_figure_and_shows_the_numbers_of_results_json(small_
     page = (small_run / "report.html").read_text()
     parser = _Page()
     parser.feed(page)
-    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 5
+    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 7
     assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     r = json.loads((small_run / "results.json").read_text())
     for name, fs in r["feature_sets"].items():
         assert parser.cells[(name, "silhouette")] == f"{fs['metrics']['silhouette']:.4f}"
         assert parser.cells[(name, "dunn")] == f"{fs['metrics']['dunn']:.4f}"
     assert "0.1040" in page and "0.0899" in page  # the study's numbers beside ours
+    for name, fs in r["feature_sets"].items():
+        assert parser.cells[(name, "acc")] == f"{fs['external']['acc']:.4f}"
+    assert "0.314" in page  # the literature's AE + k-means row
     assert not re.search(r"src=['\"]https?:", page)  # self-contained
 
 

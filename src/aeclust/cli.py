@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "Interrupted runs continue with --resume.",
     )
     p.add_argument("--out", metavar="DIR", default="runs/study", help="run directory (default: runs/study)")
+    p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
+                   help="cifar10 (default: train on the 50,000 training images, cluster the 10,000 test "
+                        "images), digits (scikit-learn's 8x8 digits, offline), a folder of images (class "
+                        "sub-folders give labels) or a .npy/.npz file")
+    p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
+                   help="comma-separated feature sets to compare: pixels, pixels-rgb, pca, codes, codes-rgb, "
+                        "or 'all' (default: pixels,codes — the study)")
     p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for k-means and the autoencoder (default: 0)")
     _add_autoencoder_args(p)
@@ -156,6 +163,14 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
                    help="where to train: auto picks cuda when a GPU is present (default: auto)")
 
 
+def _feature_sets(text: str) -> tuple[str, ...]:
+    from .pipeline import FEATURE_SETS
+
+    if text.strip() == "all":
+        return tuple(FEATURE_SETS)
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _autoencoder_kwargs(args) -> dict:
     return {"color": args.color, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "optimizer": args.optimizer, "kernel_size": args.kernel_size, "activation": args.activation,
@@ -190,23 +205,35 @@ def _cmd_cluster(args) -> int:
 
 def _print_run_summary(results: dict, out: str) -> None:
     print(f"aeclust run: {results['title']}")
-    print(f"  {'features':<40}{'silhouette':>11}{'study':>8}{'Dunn':>9}{'study':>8}")
+    width = max(len(fs["description"]) for fs in results["feature_sets"].values()) + 2
+    print(f"  {'features':<{width}}{'silhouette':>11}{'study':>8}{'Dunn':>9}{'study':>8}"
+          + (f"{'ACC':>8}{'NMI':>8}" if any(fs.get("external") for fs in results["feature_sets"].values()) else ""))
     for fs in results["feature_sets"].values():
-        m, st = fs["metrics"], fs.get("study") or {}
-        print(f"  {fs['description']:<40}{m['silhouette']:>11.4f}{st.get('silhouette', float('nan')):>8.4f}"
-              f"{m['dunn']:>9.4f}{st.get('dunn', float('nan')):>8.4f}")
-    hist = results["autoencoder"]["history"]
-    if hist:
-        print(f"  autoencoder: {len(hist)} epochs, final train loss {hist[-1]['train_loss']:.5f}, "
-              f"test loss {hist[-1]['test_loss']:.5f}")
+        m, st, ext = fs["metrics"], fs.get("study") or {}, fs.get("external")
+        line = (f"  {fs['description']:<{width}}{m['silhouette']:>11.4f}{_num(st.get('silhouette')):>8}"
+                f"{m['dunn']:>9.4f}{_num(st.get('dunn')):>8}")
+        if ext:
+            line += f"{ext['acc']:>8.3f}{ext['nmi']:>8.3f}"
+        print(line)
+    for trained in results.get("autoencoders", {}).values():
+        hist = trained["history"]
+        if hist:
+            test = hist[-1].get("test_loss")
+            print(f"  autoencoder ({trained['config']['color']}): {len(hist)} epochs in {trained['seconds']:.0f}s, "
+                  f"final train loss {hist[-1]['train_loss']:.5f}" + (f", test loss {test:.5f}" if test else ""))
     print(f"  total time {results['timings']['total']:.1f}s")
     print(f"  wrote {out}/results.json and {out}/report.html")
+
+
+def _num(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def _cmd_run(args) -> int:
     from .pipeline import RunConfig, run
 
-    config = RunConfig(out=args.out, data_dir=args.data_dir, k=args.k, seed=args.seed, device=args.device,
+    config = RunConfig(out=args.out, data_dir=args.data_dir, dataset=args.dataset,
+                       feature_sets=_feature_sets(args.feature_sets), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
                        **_autoencoder_kwargs(args))
@@ -252,21 +279,10 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    import json
+    from .pipeline import rebuild_report
 
-    from .autoencoder import load_checkpoint
-    from .datasets import load_cifar10
-    from .report import build_run_report
-
-    run_dir = Path(args.run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise AeclustError(f"{run_dir} holds no results.json; run 'aeclust run --out {run_dir}' first")
-    results = json.loads(results_path.read_text())
-    model = load_checkpoint(run_dir / "autoencoder" / "model.pt").model
-    data = load_cifar10(args.data_dir, split="test", download=not args.no_download, progress=not args.quiet)
-    path = build_run_report(run_dir, results, model=model,
-                            test_images=data.test_images[: results["config"].get("test_limit")])
+    path = rebuild_report(args.run_dir, data_dir=args.data_dir, download=not args.no_download,
+                          progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {path}")
     return 0

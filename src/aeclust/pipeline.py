@@ -153,16 +153,33 @@ def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, c
 
 # -- the whole study: aeclust run ----------------------------------------------------------
 
+#: Feature sets ``aeclust run`` can compare; the study is ("pixels", "codes").
+FEATURE_SETS = {
+    "pixels": "grayscale pixels (BT.601), /255",
+    "pixels-rgb": "RGB pixels, /255",
+    "pca": "PCA of grayscale pixels",
+    "codes": "autoencoder codes",
+    "codes-rgb": "autoencoder codes (RGB input)",
+}
+DEFAULT_FEATURE_SETS = ("pixels", "codes")
+PCA_COMPONENTS = 50
+
+
 @dataclass
 class RunConfig:
     """Everything ``aeclust run`` needs; recorded in results.json.
 
+    ``dataset`` is "cifar10" (train the autoencoder on the 50,000 training
+    images, cluster the 10,000 test images), "digits", a folder of images or a
+    ``.npy``/``.npz`` file (train on and cluster the same images).
     ``train_limit`` and ``test_limit`` take the first images of each split,
     for quick runs; ``None`` uses them all.
     """
 
     out: str = "runs/study"
     data_dir: str | None = None
+    dataset: str = "cifar10"
+    feature_sets: tuple[str, ...] = DEFAULT_FEATURE_SETS
     k: int = 10
     seed: int = 0
     color: str = "gray"
@@ -180,31 +197,34 @@ class RunConfig:
     progress: bool = True
     resume: bool = False
 
-    def autoencoder_config(self):
+    def autoencoder_config(self, color: str | None = None):
         from .autoencoder import AutoencoderConfig
 
-        return AutoencoderConfig(color=self.color, kernel_size=self.kernel_size, activation=self.activation,
-                                 code_activation=self.code_activation, epochs=self.epochs,
-                                 batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                                 seed=self.seed)
+        return AutoencoderConfig(color=color or self.color, kernel_size=self.kernel_size,
+                                 activation=self.activation, code_activation=self.code_activation,
+                                 epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                 optimizer=self.optimizer, seed=self.seed)
 
     def recorded(self) -> dict:
         """The fields that decide the result (not where it goes or how it is shown)."""
         skip = {"out", "data_dir", "download", "progress", "resume", "device"}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        out["feature_sets"] = list(self.feature_sets)
+        return out
 
 
 class _Stage:
     """A stage's record in ``<run>/stages/<name>.json``: its config and result."""
 
-    def __init__(self, run_dir: Path, name: str, config: dict):
+    def __init__(self, run_dir: Path, name: str, config: dict, resume: bool):
         self.path = run_dir / "stages" / f"{name}.json"
-        self.name, self.config = name, config
+        self.name, self.config, self.resume = name, config, resume
 
     def load(self) -> dict | None:
+        """The finished result when resuming, else None."""
         import json
 
-        if not self.path.is_file():
+        if not self.resume or not self.path.is_file():
             return None
         record = json.loads(self.path.read_text())
         if record.get("config") != self.config:
@@ -215,6 +235,58 @@ class _Stage:
 
     def save(self, result: dict) -> None:
         write_json(self.path, {"config": self.config, "result": result})
+
+
+@dataclass
+class _Data:
+    """What a run trains on and what it clusters."""
+
+    name: str
+    train_images: np.ndarray | None
+    held_out: np.ndarray | None  # images the autoencoder's test loss is measured on
+    images: np.ndarray | None  # the images that are clustered (None for a feature matrix)
+    features: np.ndarray | None
+    labels: np.ndarray | None
+    class_names: tuple[str, ...] | None
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.images is not None and self.images.ndim == 4
+
+
+def _load(config: RunConfig) -> _Data:
+    if config.dataset.strip().lower() in ("cifar10", "cifar-10"):
+        from .datasets import load_cifar10
+
+        d = load_cifar10(config.data_dir, split="both", download=config.download, progress=config.progress)
+        test = d.test_images[: config.test_limit]
+        return _Data("cifar10", d.train_images[: config.train_limit], test, test, None,
+                     d.test_labels[: config.test_limit], d.class_names)
+    from .inputs import load_dataset
+
+    s = load_dataset(config.dataset, config.data_dir, download=config.download, progress=config.progress)
+    if s.images is None:
+        return _Data(s.name, None, None, None, s.features[: config.test_limit],
+                     None if s.labels is None else s.labels[: config.test_limit], s.class_names)
+    images = s.images[: config.test_limit]
+    return _Data(s.name, images[: config.train_limit], None, images, None,
+                 None if s.labels is None else s.labels[: config.test_limit], s.class_names)
+
+
+def _check_feature_sets(config: RunConfig, data: _Data) -> tuple[str, ...]:
+    wanted = tuple(config.feature_sets)
+    unknown = [f for f in wanted if f not in FEATURE_SETS]
+    if unknown:
+        raise InvalidInputError(f"unknown feature set(s) {', '.join(unknown)}; choose from "
+                                f"{', '.join(FEATURE_SETS)} or 'all'")
+    if data.images is None:
+        return ("features",)  # a ready-made matrix is clustered as it is
+    if not data.is_rgb:
+        rgb = [f for f in wanted if f.endswith("-rgb")] + (["codes"] if config.color == "rgb" and "codes" in wanted else [])
+        if rgb:
+            raise InvalidInputError(f"feature set(s) {', '.join(rgb)} need RGB images, but {data.name} is "
+                                    f"grayscale; drop them or use --color gray")
+    return wanted
 
 
 def run(config: RunConfig | None = None, **overrides) -> dict:
@@ -231,10 +303,6 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         The results, as written to ``<out>/results.json``.
     """
     config = RunConfig(**{**(asdict(config) if config else {}), **overrides})
-    from . import autoencoder as ae
-    from .datasets import load_cifar10
-    from .preprocess import preprocess
-
     run_dir = Path(config.out)
     check_writable(run_dir)
     if not config.resume:
@@ -247,83 +315,148 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     say = print if config.progress else (lambda *a, **k: None)
 
     with timings("load"):
-        data = load_cifar10(config.data_dir, split="both", download=config.download, progress=config.progress)
-    train_images = data.train_images[: config.train_limit]
-    test_images, test_labels = data.test_images[: config.test_limit], data.test_labels[: config.test_limit]
+        data = _load(config)
+    names = _check_feature_sets(config, data)
+    limits = {"dataset": config.dataset, "train_limit": config.train_limit, "test_limit": config.test_limit}
 
-    # 1. Pixels: the study's part 1.
-    stage = _Stage(run_dir, "pixels", {k: recorded[k] for k in ("k", "seed", "test_limit")})
-    pixels = stage.load() if config.resume else None
-    if pixels is None:
-        say("[1/4] k-means on grayscale pixels")
-        X = preprocess(test_images, "gray")
-        t = Timings()
-        out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress)
-        save_array(run_dir / "pixels" / "labels.npy", out.pop("labels"))
-        pixels = {**out, "n_features": int(X.shape[1]), "timings": dict(t)}
-        stage.save(pixels)
-    timings.update({f"pixels_{k}": v for k, v in pixels["timings"].items()})
+    models: dict[str, object] = {}
+    autoencoders: dict[str, dict] = {}
 
-    # 2. The autoencoder, trained on the training split.
-    ae_config = config.autoencoder_config()
-    ae_dir = run_dir / "autoencoder"
-    stage = _Stage(run_dir, "autoencoder", {**ae_config.to_dict(), "train_limit": config.train_limit,
-                                             "test_limit": config.test_limit})
-    trained = stage.load() if config.resume else None
-    if trained is None:
-        say(f"[2/4] training the autoencoder on {len(train_images)} images, {ae_config.epochs} epochs")
-        with timings("autoencoder_train"):
-            result = ae.train_autoencoder(ae_config, train_images, test_images, ae_dir,
+    def autoencoder(color: str):
+        """Train (or, when resuming, reuse) the autoencoder for one input colour."""
+        from . import autoencoder as ae
+
+        if color in models:
+            return models[color]
+        ae_config = config.autoencoder_config(color)
+        folder = "autoencoder" if color == config.color else f"autoencoder-{color}"
+        stage = _Stage(run_dir, folder, {**ae_config.to_dict(), **limits}, config.resume)
+        trained = stage.load()
+        if trained is None:
+            say(f"training the autoencoder ({color} input) on {len(data.train_images)} images, "
+                f"{ae_config.epochs} epochs")
+            t0 = time.perf_counter()
+            result = ae.train_autoencoder(ae_config, data.train_images, data.held_out, run_dir / folder,
                                           device=config.device, resume=config.resume,
                                           progress=config.progress)
-        history = result.history
-        trained = {"history": history, "seconds": timings["autoencoder_train"],
-                   "parameters": int(sum(p.numel() for p in result.model.parameters()))}
-        stage.save(trained)
-    timings["autoencoder_train"] = trained["seconds"]
-    model = ae.load_checkpoint(ae_dir / "model.pt", config=ae_config).model
+            trained = {"history": result.history, "seconds": round(time.perf_counter() - t0, 4),
+                       "parameters": int(sum(p.numel() for p in result.model.parameters())),
+                       "config": ae_config.to_dict(), "folder": folder}
+            stage.save(trained)
+        timings[f"{folder}_train"] = trained["seconds"]
+        autoencoders[folder] = trained
+        models[color] = ae.load_checkpoint(run_dir / folder / "model.pt", config=ae_config).model
+        return models[color]
 
-    # 3. Codes of the test set, clustered and judged the same way.
-    stage = _Stage(run_dir, "codes", {**ae_config.to_dict(), "k": config.k, "test_limit": config.test_limit,
-                                       "train_limit": config.train_limit})
-    codes_result = stage.load() if config.resume else None
-    if codes_result is None:
-        say("[3/4] k-means on the autoencoder's codes")
-        t = Timings()
-        with t("encode"):
-            codes = ae.encode(model, test_images)
-        save_array(run_dir / "codes" / "codes.npy", codes)
-        out = cluster_and_judge(codes, k=config.k, seed=config.seed, timings=t, progress=config.progress)
-        save_array(run_dir / "codes" / "labels.npy", out.pop("labels"))
-        codes_result = {**out, "n_features": int(codes.shape[1]), "timings": dict(t)}
-        stage.save(codes_result)
-    timings.update({f"codes_{k}": v for k, v in codes_result["timings"].items()})
+    def features(name: str) -> tuple[np.ndarray, str]:
+        from .preprocess import preprocess
 
+        if name == "features":
+            return data.features, "the given feature matrix"
+        if name == "pixels":
+            return preprocess(data.images, "gray"), FEATURE_SETS[name]
+        if name == "pixels-rgb":
+            return preprocess(data.images, "rgb"), FEATURE_SETS[name]
+        if name == "pca":
+            X = preprocess(data.images, "gray")
+            n = min(PCA_COMPONENTS, *X.shape)
+            return pca(X, n), f"PCA of grayscale pixels ({n} components)"
+        from .autoencoder import encode
+
+        color = "rgb" if name == "codes-rgb" else config.color
+        model = autoencoder(color)
+        shape = "x".join(str(s) for s in (model.config.channels[1], *(d // 4 for d in data.images.shape[1:3])))
+        return encode(model, data.images), f"autoencoder codes ({color} input, {shape})"
+
+    feature_sets = {}
+    for i, name in enumerate(names, 1):
+        stage_config = {"k": config.k, "seed": config.seed, **limits}
+        if name.startswith("codes"):
+            stage_config["autoencoder"] = config.autoencoder_config(
+                "rgb" if name == "codes-rgb" else config.color).to_dict()
+        stage = _Stage(run_dir, f"features-{name}", stage_config, config.resume)
+        result = stage.load()
+        if result is None:
+            say(f"[{i}/{len(names)}] k-means on {name}")
+            t = Timings()
+            with t("features"):
+                X, description = features(name)
+            if name.startswith("codes"):
+                save_array(run_dir / name / "codes.npy", X)
+            out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress)
+            labels = out.pop("labels")
+            save_array(run_dir / name / "labels.npy", labels)
+            if data.labels is not None:
+                from .external import external_scores
+
+                out["external"] = external_scores(data.labels, labels)
+            study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
+            result = {"description": description, "n_features": int(X.shape[1]), **out,
+                      "study": study, "timings": dict(t)}
+            stage.save(result)
+        elif name.startswith("codes"):
+            autoencoder("rgb" if name == "codes-rgb" else config.color)  # the report shows it
+        feature_sets[name] = result
+        timings.update({f"{name}_{k}": v for k, v in result["timings"].items()})
+
+    n_clustered = len(data.images) if data.images is not None else len(data.features)
+    title = (f"CIFAR-10 test set ({n_clustered} images)" if data.name == "cifar10"
+             else f"{data.name} ({n_clustered} samples)") + f", k = {config.k}, seed {config.seed}"
     results = {
         "job": "run",
-        "title": f"CIFAR-10 test set ({len(test_images)} images), k = {config.k}, seed {config.seed}",
-        "config": {**recorded, "dataset": "cifar10", "n_train": int(len(train_images)),
-                   "n_test": int(len(test_images)), "autoencoder": ae_config.to_dict()},
-        "feature_sets": {
-            "pixels": {"description": "grayscale pixels (BT.601), /255", "n_features": pixels["n_features"],
-                       "kmeans": pixels["kmeans"], "metrics": pixels["metrics"], "study": STUDY["pixels"]},
-            "codes": {"description": f"autoencoder codes ({ae_config.color} input, 3x8x8)",
-                      "n_features": codes_result["n_features"], "kmeans": codes_result["kmeans"],
-                      "metrics": codes_result["metrics"], "study": STUDY["codes"]},
-        },
-        "autoencoder": {"history": trained["history"], "parameters": trained["parameters"],
-                        "train_seconds": trained["seconds"]},
+        "title": title,
+        "config": {**recorded, "n_train": None if data.train_images is None else int(len(data.train_images)),
+                   "n_test": int(n_clustered), "class_names": data.class_names,
+                   "autoencoder": config.autoencoder_config().to_dict()},
+        "feature_sets": feature_sets,
+        "autoencoders": autoencoders,
         "timings": dict(timings),
         "versions": versions(),
     }
 
-    # 4. Report: figures, report.html, results.json (last, so its presence means "finished").
-    say("[4/4] writing the report")
+    # Report last, then results.json: its presence means the run finished.
+    say("writing the report")
     with timings("report"):
         from .report import build_run_report
 
-        build_run_report(run_dir, results, model=model, test_images=test_images)
+        build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
+                         main_color=config.color)
     results["timings"] = dict(timings)
     results["timings"]["total"] = round(time.perf_counter() - started, 4)
     write_json(run_dir / "results.json", results)
     return results
+
+
+def pca(X: np.ndarray, n_components: int) -> np.ndarray:
+    """Project the centred rows of ``X`` on their first principal axes.
+
+    The axes are the leading eigenvectors of the d x d scatter matrix, in
+    float64: the same subspace as an SVD of ``X``, cheaper when n >> d.
+    """
+    X64 = X.astype(np.float64)
+    X64 -= X64.mean(axis=0)
+    eigvals, eigvecs = np.linalg.eigh(X64.T @ X64)
+    axes = eigvecs[:, ::-1][:, :n_components]
+    return (X64 @ axes).astype(np.float32)
+
+
+def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: bool = False) -> Path:
+    """Redraw the figures and ``report.html`` of a finished run from its directory."""
+    import json
+
+    from .autoencoder import load_checkpoint
+    from .report import build_run_report
+
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise AeclustError(f"{run_dir} holds no results.json; run 'aeclust run --out {run_dir}' first")
+    results = json.loads(results_path.read_text())
+    recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
+    config = RunConfig(**{**recorded, "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
+                          "out": str(run_dir), "data_dir": data_dir, "download": download, "progress": progress})
+    data = _load(config)
+    models = {t["config"]["color"]: load_checkpoint(run_dir / t["folder"] / "model.pt").model
+              for t in results.get("autoencoders", {}).values()}
+    return build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
+                            main_color=config.color)

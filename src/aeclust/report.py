@@ -10,30 +10,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ._io import write_bytes, write_text
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # no display needed, and none wanted
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    write_bytes(path, buf.getvalue())
-    return path
+from ._io import write_text
+from ._plotting import pyplot as _pyplot
+from ._plotting import save_png as _save
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -194,6 +178,12 @@ def metrics_rows(results: dict) -> list[dict]:
     return rows
 
 
+def external_rows(results: dict) -> list[dict]:
+    """Accuracy, NMI, ARI and purity per feature set, where the true classes are known."""
+    return [{"feature_set": name, "description": fs.get("description", name), **fs["external"]}
+            for name, fs in results.get("feature_sets", {}).items() if fs.get("external")]
+
+
 def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, str]]]]) -> str:
     """The report page: metrics beside the study's numbers, then each section's figures, then details.
 
@@ -224,7 +214,34 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
                  f"{_fmt(results.get('config', {}).get('k'))}, the same k-means for every feature set. "
                  "The study's numbers are those it reports for the CIFAR-10 test set.</p>")
 
+    ext = external_rows(results)
+    if ext:
+        from .external import LITERATURE, LITERATURE_DATASET
+
+        parts.append("<h2>Clusters against the true classes</h2>")
+        parts.append("<table id='external'><thead><tr><th>features</th><th>accuracy</th><th>NMI</th>"
+                     "<th>ARI</th><th>purity</th></tr></thead><tbody>")
+        for r in ext:
+            parts.append(f"<tr data-feature-set='{html.escape(r['feature_set'])}'>"
+                         f"<td>{html.escape(r['description'])}</td><td class='acc'>{_fmt(r['acc'])}</td>"
+                         f"<td class='nmi'>{_fmt(r['nmi'])}</td><td class='ari'>{_fmt(r['ari'])}</td>"
+                         f"<td class='purity'>{_fmt(r['purity'])}</td></tr>")
+        if results.get("config", {}).get("dataset") in ("cifar10", "cifar-10"):
+            for row in LITERATURE:
+                parts.append(f"<tr class='literature'><td>{html.escape(row['method'])} (literature)</td>"
+                             f"<td>{_fmt(row['acc'], 3)}</td><td>{_fmt(row['nmi'], 3)}</td>"
+                             f"<td>{_fmt(row['ari'], 3)}</td><td>—</td></tr>")
+        parts.append("</tbody></table>")
+        note = ("Accuracy: the best one-to-one matching of clusters to classes (Hungarian method). "
+                "NMI and ARI as in scikit-learn. Purity: the share of samples in their cluster's majority class.")
+        if results.get("config", {}).get("dataset") in ("cifar10", "cifar-10"):
+            note += (f" Literature rows: {LITERATURE_DATASET}; this run clusters the 10,000 test images, "
+                     "so the comparison is indicative.")
+        parts.append(f"<p class='note'>{html.escape(note)}</p>")
+
     for heading, figures in sections:
+        if not figures:
+            continue
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         for fig_id, path, caption in figures:
             parts.append(f"<figure id='fig-{html.escape(fig_id)}'><img alt='{html.escape(caption)}' "
@@ -244,48 +261,64 @@ def write_report(run_dir: Path, results: dict, sections) -> Path:
     return path
 
 
-def build_run_report(run_dir: Path, results: dict, *, model, test_images: np.ndarray,
-                     n_examples: int = 10) -> Path:
+def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.ndarray | None,
+                     labels: np.ndarray | None, main_color: str = "gray", n_examples: int = 10) -> Path:
     """All figures of an ``aeclust run`` and the page that shows them.
 
-    Reads the labels that the pipeline saved in the run directory; ``model`` is
-    the trained autoencoder and ``test_images`` the uint8 images it encoded.
+    Reads the cluster labels that the pipeline saved in the run directory.
+    ``models`` maps an input colour to its trained autoencoder; ``images`` are
+    the uint8 images that were clustered (None for a feature matrix) and
+    ``labels`` their true classes (None when unknown).
     """
-    import torch
-
-    from .autoencoder import images_to_tensor
-
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
-    color = model.config.color
-    shown = test_images[:n_examples]
-    with torch.no_grad():
-        model.eval()
-        x = images_to_tensor(shown, color)
-        recon = model(x).permute(0, 2, 3, 1).numpy()
-        codes = model.encode(x[:5]).numpy()
-    originals = x.permute(0, 2, 3, 1).numpy()  # what the model saw: grayscale for a gray model
-
-    history = results["autoencoder"]["history"]
     autoencoder_figs = []
-    if history:
-        autoencoder_figs.append(("loss", plot_loss_curve(history, fig_dir / "loss_curve.png",
-                                                         n_train=results["config"].get("n_train"),
-                                                         n_test=results["config"].get("n_test")),
-                                 "Training and held-out reconstruction loss (MSE) per epoch"))
-    autoencoder_figs.append(("reconstructions",
-                             plot_reconstructions(originals, recon, fig_dir / "reconstructions.png"),
-                             "Test images (top) and the autoencoder's reconstructions (bottom)"))
-    autoencoder_figs.append(("codes", plot_codes(originals[:5], codes, fig_dir / "codes.png"),
-                             "The 8x8x3 codes of five test images, each channel shown as an image"))
+    for folder, trained in results.get("autoencoders", {}).items():
+        if trained["history"]:
+            name = "loss_curve" if folder == "autoencoder" else f"loss_curve_{folder.split('-')[-1]}"
+            color = trained["config"]["color"]
+            autoencoder_figs.append((name, plot_loss_curve(trained["history"], fig_dir / f"{name}.png",
+                                                           n_train=results["config"].get("n_train"),
+                                                           n_test=results["config"].get("n_test")
+                                                           if trained["history"][-1].get("test_loss") is not None
+                                                           else None),
+                                     f"Reconstruction loss (MSE) per epoch, {color} input"))
+    model = models.get(main_color)
+    if model is not None and images is not None:
+        import torch
 
-    cluster_figs = []
+        from .autoencoder import images_to_tensor
+
+        with torch.no_grad():
+            model.eval()
+            x = images_to_tensor(images[:n_examples], model.config.color)
+            recon = model(x).permute(0, 2, 3, 1).numpy()
+            codes = model.encode(x[:5]).numpy()
+        seen = x.permute(0, 2, 3, 1).numpy()  # what the model saw: grayscale for a gray model
+        autoencoder_figs.append(("reconstructions", plot_reconstructions(seen, recon, fig_dir / "reconstructions.png"),
+                                 "Images (top) and the autoencoder's reconstructions (bottom)"))
+        autoencoder_figs.append(("codes", plot_codes(seen[:5], codes, fig_dir / "codes.png"),
+                                 f"The {'x'.join(map(str, codes.shape[1:]))} codes of five images, "
+                                 f"each channel shown as an image"))
+
+    cluster_figs, confusion_figs = [], []
+    class_names = results.get("config", {}).get("class_names")
     for name, fs in results["feature_sets"].items():
-        labels = np.load(run_dir / name / "labels.npy")
-        path = plot_cluster_grid(test_images, labels, fig_dir / f"clusters_{name}.png",
-                                 title=f"Clusters of {fs['description']}: random members per cluster")
-        cluster_figs.append((f"clusters-{name}", path,
-                             f"Sample test images per cluster, k-means on {fs['description']}"))
+        predicted = np.load(run_dir / name / "labels.npy")
+        if images is not None:
+            path = plot_cluster_grid(images, predicted, fig_dir / f"clusters_{name}.png",
+                                     title=f"Clusters of {fs['description']}: random members per cluster")
+            cluster_figs.append((f"clusters-{name}", path, f"Sample images per cluster, k-means on {fs['description']}"))
+        if labels is not None:
+            from .external import confusion, plot_confusion
 
-    sections = [("Autoencoder", autoencoder_figs), ("Clusters", cluster_figs)]
+            names = class_names or [str(c) for c in np.unique(labels)]
+            matrix = confusion(labels, predicted, n_classes=len(names))
+            path = plot_confusion(matrix, names, fig_dir / f"confusion_{name}.png",
+                                  title=f"Clusters against classes: {fs['description']}")
+            confusion_figs.append((f"confusion-{name}", path,
+                                   f"How the true classes spread over the clusters of {fs['description']}"))
+
+    sections = [("Autoencoder", autoencoder_figs), ("Clusters", cluster_figs),
+                ("Clusters against classes", confusion_figs)]
     return write_report(run_dir, results, sections)
