@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=["gray", "rgb"], default="gray",
                    help="pixel features: grayscale (1024, the study) or RGB (3072)")
     p.add_argument("--out", metavar="DIR", help="run directory for results.json and labels.npy")
+    p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
+                   help="cifar10 (default: the 10,000 test images), digits, a folder of images or a .npy/.npz file")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run k-means and the metrics on Dask: 'local:N' (N worker processes on this machine) "
+                        "or 'tcp://host:8786' (needs: pip install 'aeclust[dask]')")
+    p.add_argument("--chunk-rows", type=_positive_int, metavar="N",
+                   help="rows per k-means chunk with --scheduler (default: 16384)")
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_cluster)
@@ -135,6 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser(
+        "sweep",
+        help="k-means for a range of k: inertia (elbow), silhouette and Dunn against k",
+        description="Cluster one feature set for every k in a range and plot inertia (the elbow), "
+                    "silhouette and Dunn's index against k, with the k each criterion prefers. "
+                    "Writes sweep.json, sweep.md and sweep.png to --out.",
+    )
+    p.add_argument("--k", default="2..20", metavar="RANGE", help="k values: '2..20', '2,4,8' or '5' (default: 2..20)")
+    p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
+                   help="cifar10 (the test images), digits, a folder of images or a .npy/.npz file")
+    p.add_argument("--features", choices=["pixels", "pixels-rgb", "pca", "codes"], default="pixels",
+                   help="what to cluster: grayscale pixels (default), RGB pixels, PCA of grayscale pixels, "
+                        "or autoencoder codes (with --model)")
+    p.add_argument("--model", metavar="PATH", help="model.pt of a trained autoencoder, for --features codes")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--init", choices=["random", "k-means++"], default="random", help="initialisation (default: random)")
+    p.add_argument("--n-init", type=_positive_int, default=1,
+                   help="restarts per k; the run with the lowest inertia is kept (default: 1)")
+    p.add_argument("--out", metavar="DIR", default="runs/sweep", help="output folder (default: runs/sweep)")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser(
         "report",
         help="rebuild the figures and report.html of a finished run",
         description="Rebuild figures/*.png and report.html from a run directory written by 'aeclust run'.",
@@ -180,22 +210,28 @@ def _autoencoder_kwargs(args) -> dict:
 def _print_cluster_summary(results: dict) -> None:
     cfg, km, m, t = results["config"], results["kmeans"], results["metrics"], results["timings"]
     study = results.get("study") or {}
-    print(f"aeclust cluster: {cfg['n_samples']} images x {cfg['n_features']} features "
-          f"({cfg['features']}), k={cfg['k']}, seed={cfg['seed']}")
+    print(f"aeclust cluster: {cfg['dataset']}, {cfg['n_samples']} samples x {cfg['n_features']} features "
+          f"({cfg['features']}), k={cfg['k']}, seed={cfg['seed']}"
+          + (f", on {cfg['scheduler']}" if cfg.get("scheduler") else ""))
     print(f"  k-means     {km['n_iter']} iterations, {'converged' if km['converged'] else 'NOT converged'}, "
           f"inertia {km['inertia']:.6g}")
     print(f"  {'metric':<12}{'aeclust':>10}{'study':>10}")
-    print(f"  {'silhouette':<12}{m['silhouette']:>10.4f}{study.get('silhouette', float('nan')):>10.4f}")
-    print(f"  {'Dunn':<12}{m['dunn']:>10.4f}{study.get('dunn', float('nan')):>10.4f}")
+    print(f"  {'silhouette':<12}{m['silhouette']:>10.4f}{_num(study.get('silhouette')):>10}")
+    print(f"  {'Dunn':<12}{m['dunn']:>10.4f}{_num(study.get('dunn')):>10}")
+    ext = results.get("external")
+    if ext:
+        print(f"  against the true classes: accuracy {ext['acc']:.3f}, NMI {ext['nmi']:.3f}, "
+              f"ARI {ext['ari']:.3f}, purity {ext['purity']:.3f}")
     print("  time        " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
 
 
 def _cmd_cluster(args) -> int:
     from .pipeline import run_cluster
 
-    results = run_cluster(data_dir=args.data_dir, out=args.out, k=args.k, seed=args.seed,
-                          color=args.color, init=args.init, n_init=args.n_init,
-                          download=not args.no_download, progress=not args.quiet)
+    results = run_cluster(data_dir=args.data_dir, out=args.out, dataset=args.dataset, k=args.k,
+                          seed=args.seed, color=args.color, init=args.init, n_init=args.n_init,
+                          download=not args.no_download, progress=not args.quiet,
+                          scheduler=args.scheduler, chunk_rows=args.chunk_rows)
     if not args.quiet:
         _print_cluster_summary(results)
         if args.out:
@@ -275,6 +311,45 @@ def _cmd_encode(args) -> int:
     save_array(Path(args.out), codes)
     if not args.quiet:
         print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]} features: wrote {args.out}")
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .inputs import load_dataset
+    from .pipeline import PCA_COMPONENTS, check_writable, pca
+    from .sweep import parse_k_range, preferred_k, sweep, write_sweep
+
+    ks = parse_k_range(args.k)
+    out = Path(args.out)
+    check_writable(out)
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download, progress=not args.quiet)
+    if args.features == "codes":
+        if not args.model:
+            raise AeclustError("--features codes needs --model PATH (a model.pt from 'aeclust train' or 'aeclust run')")
+        if not data.has_images:
+            raise AeclustError(f"{data.name} is a feature matrix; the autoencoder needs images")
+        from .autoencoder import encode, load_checkpoint
+
+        X = encode(load_checkpoint(args.model).model, data.images)
+    elif args.features == "pca":
+        X = data.to_matrix("gray")
+        X = pca(X, min(PCA_COMPONENTS, *X.shape))
+    else:
+        X = data.to_matrix("rgb" if args.features == "pixels-rgb" else "gray")
+    if max(ks) > len(X):
+        raise AeclustError(f"k up to {max(ks)} asked for, but {data.name} has only {len(X)} samples")
+    rows = sweep(X, ks, seed=args.seed, init=args.init, n_init=args.n_init, progress=not args.quiet)
+    config = {"dataset": data.name, "features": args.features, "n_samples": int(X.shape[0]),
+              "n_features": int(X.shape[1]), "k": ks, "seed": args.seed, "init": args.init, "n_init": args.n_init}
+    write_sweep(out, rows, config)
+    if not args.quiet:
+        best = preferred_k(rows)
+        print(f"aeclust sweep: {data.name}, {args.features}, k = {ks[0]}..{ks[-1]}")
+        print(f"  {'k':>4}{'inertia':>14}{'silhouette':>12}{'Dunn':>9}")
+        for r in rows:
+            print(f"  {r['k']:>4}{r['inertia']:>14.6g}{r['silhouette']:>12.4f}{r['dunn']:>9.4f}")
+        print(f"  preferred k: elbow {best['elbow']}, silhouette {best['silhouette']}, Dunn {best['dunn']}")
+        print(f"  wrote {out}/sweep.png, {out}/sweep.md, {out}/sweep.json")
     return 0
 
 

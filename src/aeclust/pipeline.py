@@ -64,20 +64,27 @@ class Timings(dict):
 
 def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "random",
                       n_init: int = 1, timings: Timings | None = None, progress: bool = False,
-                      prefix: str = "") -> dict:
+                      scheduler: str | None = None, chunk_rows: int | None = None) -> dict:
     """K-means on ``X``, then silhouette and Dunn in one fused pass.
 
+    With ``scheduler`` ("local:N" or "tcp://host:port") both run on Dask.
     Returns a dictionary with the labels (``"labels"``, a numpy array) and the
-    JSON-ready parts: ``"kmeans"`` and ``"metrics"``. Timings go under
-    ``prefix + "kmeans"`` and ``prefix + "metrics"``.
+    JSON-ready parts: ``"kmeans"`` and ``"metrics"``.
     """
     timings = timings if timings is not None else Timings()
-    with timings(prefix + "kmeans"):
-        km = KMeans(n_clusters=k, init=init, n_init=n_init, random_state=seed).fit(X)
-    with timings(prefix + "metrics"):
-        quality = cluster_quality(X, km.labels_, progress=progress)
+    if scheduler is not None:
+        from .distributed import cluster_on_scheduler
+
+        km, quality = cluster_on_scheduler(X, k, seed, scheduler, chunk_rows, init=init, n_init=n_init,
+                                           timings=timings)
+    else:
+        with timings("kmeans"):
+            km = KMeans(n_clusters=k, init=init, n_init=n_init, random_state=seed).fit(X)
+        with timings("metrics"):
+            quality = cluster_quality(X, km.labels_, progress=progress)
+    labels = np.asarray(km.labels_)
     return {
-        "labels": km.labels_,
+        "labels": labels,
         "kmeans": {
             "n_clusters": k,
             "init": init,
@@ -87,7 +94,7 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
             "converged": bool(km.converged_),
             "inertia": float(km.inertia_),
             "empty_cluster_reseeds": int(km.n_empty_clusters_),
-            "cluster_sizes": np.bincount(km.labels_, minlength=k).tolist(),
+            "cluster_sizes": np.bincount(labels, minlength=k).tolist(),
         },
         "metrics": quality.to_dict(),
     }
@@ -113,35 +120,42 @@ def check_writable(out: Path) -> None:
 
 # -- part 1 alone: aeclust cluster ---------------------------------------------------------
 
-def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, color: str = "gray",
-                init: str = "random", n_init: int = 1, download: bool = True,
-                progress: bool = True) -> dict:
+def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 10, seed: int | None = 0,
+                color: str = "gray", init: str = "random", n_init: int = 1, download: bool = True,
+                progress: bool = True, scheduler: str | None = None, chunk_rows: int | None = None) -> dict:
     """Part 1 of the study: k-means on the preprocessed pixels of the CIFAR-10 test set.
 
-    Writes ``results.json`` and ``labels.npy`` to ``out`` when it is given, and
-    returns the results dictionary.
+    ``dataset`` may also be "digits", a folder of images or a ``.npy``/``.npz``
+    file (see :func:`aeclust.inputs.load_dataset`). Writes ``results.json``
+    and ``labels.npy`` to ``out`` when it is given, and returns the results.
     """
-    from .datasets import load_cifar10
-    from .preprocess import preprocess
+    from .inputs import load_dataset
 
     timings = Timings()
     if out is not None:
         out = Path(out)
         check_writable(out)
     with timings("load"):
-        data = load_cifar10(data_dir, split="test", download=download, progress=progress)
+        data = load_dataset(dataset, data_dir, download=download, progress=progress)
     with timings("preprocess"):
-        X = preprocess(data.test_images, color)
-    result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init,
-                               timings=timings, progress=progress)
+        if color == "rgb" and data.images is not None and data.images.ndim != 4:
+            raise InvalidInputError(f"--color rgb needs RGB images, but {data.name} is grayscale")
+        X = data.to_matrix(color)
+    result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init, timings=timings,
+                               progress=progress, scheduler=scheduler, chunk_rows=chunk_rows)
     labels = result.pop("labels")
+    if data.labels is not None:
+        from .external import external_scores
+
+        result["external"] = external_scores(data.labels, labels)
+    is_study = data.name == "cifar10-test" and color == "gray"
     results = {
         "job": "cluster",
-        "config": {"dataset": "cifar10", "split": "test", "features": f"pixels-{color}",
+        "config": {"dataset": data.name, "features": f"pixels-{color}" if data.images is not None else "matrix",
                    "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
-                   "k": k, "seed": seed, "init": init, "n_init": n_init},
+                   "k": k, "seed": seed, "init": init, "n_init": n_init, "scheduler": scheduler},
         **result,
-        "study": STUDY["pixels"] if color == "gray" else None,
+        "study": STUDY["pixels"] if is_study else None,
         "timings": dict(timings),
         "versions": versions(),
     }
