@@ -11,11 +11,13 @@ in the run directory before the next begins::
 Every file is written atomically (temporary name, fsync, rename), so an
 interrupted run leaves only finished files, and ``resume=True`` starts again
 from the first stage without a result (and the autoencoder from its last
-finished epoch).
+finished epoch). A process killed outright may leave the temporary file it was
+writing; the next run removes it.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _fault
 from ._io import atomic_open, write_json
 from .errors import AeclustError, InvalidInputError
 from .kmeans import KMeans
@@ -111,6 +113,31 @@ def check_writable(out: Path) -> None:
                            f"choose another with --out") from None
 
 
+def check_k(k: int, n_samples: int | None = None) -> None:
+    """Fail before any work when silhouette and Dunn cannot be computed for ``k`` clusters."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
+        raise InvalidInputError(f"k={k!r}: silhouette and Dunn's index need at least 2 clusters")
+    if n_samples is not None and k >= n_samples:
+        raise InvalidInputError(
+            f"k={k} clusters for {n_samples} images: the silhouette needs fewer clusters than images; "
+            f"lower --k or use more images")
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes that a killed process left in ``run_dir``.
+
+    A process killed outright (SIGKILL, power loss) cannot remove the temporary
+    file it was writing; it never has a final name, so nothing reads it, but it
+    would stay forever. Returns the removed paths.
+    """
+    removed = []
+    for tmp in run_dir.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 # -- part 1 alone: aeclust cluster ---------------------------------------------------------
 
 def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, color: str = "gray",
@@ -125,11 +152,13 @@ def run_cluster(*, data_dir=None, out=None, k: int = 10, seed: int | None = 0, c
     from .preprocess import preprocess
 
     timings = Timings()
+    check_k(k)
     if out is not None:
         out = Path(out)
         check_writable(out)
     with timings("load"):
         data = load_cifar10(data_dir, split="test", download=download, progress=progress)
+    check_k(k, len(data.test_images))
     with timings("preprocess"):
         X = preprocess(data.test_images, color)
     result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init,
@@ -206,7 +235,14 @@ class _Stage:
 
         if not self.path.is_file():
             return None
-        record = json.loads(self.path.read_text())
+        try:
+            record = json.loads(self.path.read_text())
+            if not isinstance(record, dict) or "result" not in record:
+                raise ValueError("not a stage record")
+        except ValueError as exc:
+            raise AeclustError(
+                f"{self.path} is damaged ({exc}); delete it to redo stage '{self.name}', "
+                f"or run without --resume to start over") from None
         if record.get("config") != self.config:
             raise AeclustError(
                 f"{self.path.parent.parent} holds a run with a different configuration "
@@ -215,6 +251,7 @@ class _Stage:
 
     def save(self, result: dict) -> None:
         write_json(self.path, {"config": self.config, "result": result})
+        _fault.point(f"stage-{self.name}")
 
 
 def run(config: RunConfig | None = None, **overrides) -> dict:
@@ -236,11 +273,17 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     from .preprocess import preprocess
 
     run_dir = Path(config.out)
+    # Options that cannot work fail now, not after the first stages have run.
+    check_k(config.k)
+    ae_config = config.autoencoder_config()
+    ae.resolve_device(config.device)
     check_writable(run_dir)
+    remove_stale_temp_files(run_dir)
     if not config.resume:
-        # A fresh run must not pick up an older run's stage records.
-        for old in (run_dir / "stages").glob("*.json"):
-            old.unlink()
+        # A fresh run must not pick up an older run's stage records, nor leave an older
+        # run's results.json standing beside its own unfinished stages.
+        for old in [*(run_dir / "stages").glob("*.json"), run_dir / "results.json"]:
+            old.unlink(missing_ok=True)
     started = time.perf_counter()
     timings = Timings()
     recorded = config.recorded()
@@ -250,6 +293,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         data = load_cifar10(config.data_dir, split="both", download=config.download, progress=config.progress)
     train_images = data.train_images[: config.train_limit]
     test_images, test_labels = data.test_images[: config.test_limit], data.test_labels[: config.test_limit]
+    check_k(config.k, len(test_images))
 
     # 1. Pixels: the study's part 1.
     stage = _Stage(run_dir, "pixels", {k: recorded[k] for k in ("k", "seed", "test_limit")})
@@ -265,7 +309,6 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     timings.update({f"pixels_{k}": v for k, v in pixels["timings"].items()})
 
     # 2. The autoencoder, trained on the training split.
-    ae_config = config.autoencoder_config()
     ae_dir = run_dir / "autoencoder"
     stage = _Stage(run_dir, "autoencoder", {**ae_config.to_dict(), "train_limit": config.train_limit,
                                              "test_limit": config.test_limit})
