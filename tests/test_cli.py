@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,8 @@ def test_no_data_and_no_network_is_one_clear_line(tmp_path, monkeypatch, capsys)
 
 
 def test_no_data_as_a_real_process_exits_2_without_traceback(tmp_path):
-    env = {"AECLUST_DATA": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    env = {"AECLUST_DATA": str(tmp_path / "none"), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.run([sys.executable, "-m", "aeclust", "cluster", "--no-download"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2

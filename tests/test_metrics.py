@@ -111,3 +111,18 @@ def test_cifar_subset_against_the_oracles(cifar_test_gray):
     q = cluster_quality(X, y)
     assert q.silhouette == pytest.approx(sk_silhouette(X, y), abs=1e-5)
     assert q.dunn == pytest.approx(brute_force_dunn(X, y), rel=1e-6)
+
+
+def test_identical_points_are_at_distance_exactly_zero():
+    # 22 copies of one point and one other point in one cluster, one more copy alone in
+    # another: each copy's nearest other cluster is at distance 0, so its silhouette is -1.
+    # The expansion |x|^2 - 2 x.y + |y|^2 leaves a residue for identical points; its square
+    # root once made this -0.99962 at some scales.
+    X = np.array([[0.0, 0.0]] * 23 + [[2.0, 6.0]])
+    y = np.array([0] + [1] * 23)
+    for scale in (1.0, 1e-3, 7.3, 1e3):
+        assert silhouette_score(X * scale, y) == pytest.approx(-22 / 24, abs=1e-7)
+        np.testing.assert_allclose(silhouette_samples(X * scale, y), sk_silhouette_samples(X * scale, y),
+                                   atol=1e-6)
+    X[5] = [-0.0, 0.0]  # equal to 0.0 though its bytes differ
+    assert silhouette_score(X * 1e-3, y) == pytest.approx(-22 / 24, abs=1e-7)

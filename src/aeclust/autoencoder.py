@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import _fault
 from ._io import atomic_open, write_json
 from .errors import AeclustError, InvalidInputError
 from .preprocess import to_grayscale
@@ -454,6 +455,7 @@ def train_autoencoder(
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach() * len(idx)
+                _fault.point("train-step")
                 if progress and (step % 50 == 0 or step == n_batches - 1):
                     # .item() would stall a GPU every step; every 50th is enough for the display.
                     bar.set_postfix(loss=f"{loss_sum.item() / min((step + 1) * bs, n):.5f}", refresh=False)
@@ -469,6 +471,7 @@ def train_autoencoder(
                 optimizer=optimizer.state_dict(), rng=_rng_states(shuffle),
             )  # fmt: skip
             write_json(out_dir / "history.json", history)
+            _fault.point(f"epoch-{epoch}")
 
     # Back to the default layout: the returned model then computes bit for bit what model.pt loads as.
     model = model.to(memory_format=torch.contiguous_format).eval()

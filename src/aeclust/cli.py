@@ -302,8 +302,9 @@ def _cmd_train(args) -> int:
 def _cmd_encode(args) -> int:
     from .autoencoder import encode, load_checkpoint
     from .datasets import load_cifar10
-    from .pipeline import save_array
+    from .pipeline import check_writable, save_array
 
+    check_writable(Path(args.out).absolute().parent)
     model = load_checkpoint(args.model).model
     data = load_cifar10(args.data_dir, split=args.split, download=not args.no_download, progress=not args.quiet)
     images = (data.test_images if args.split == "test" else data.train_images)[: args.limit]
@@ -374,18 +375,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.func(args)
-    except AeclustError as exc:
+    except (AeclustError, OSError) as exc:
+        # OSError: the environment refused (disk full, permission denied, a file where a
+        # folder should be); as much the user's to fix as bad input.
         if args.debug:
             traceback.print_exc()
-        print(f"aeclust: error: {exc}", file=sys.stderr)
+        print(f"aeclust: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
         hint = "; rerun with --resume to continue" if getattr(args, "resume", None) is not None else ""
         print(f"aeclust: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, AeclustError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{where}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ from urllib.request import urlopen
 import numpy as np
 from tqdm import tqdm
 
+from . import _fault
 from ._io import atomic_open
 from .errors import (
     AeclustError,
@@ -273,6 +274,7 @@ def download_cifar10(root: str | os.PathLike, progress: bool = True) -> Path:
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+                    _fault.point("download-chunk")
             actual = digest.hexdigest()
             if actual != expected:
                 # Raised inside atomic_open, so the bad bytes never get the final name.

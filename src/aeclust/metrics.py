@@ -68,6 +68,9 @@ class _Sorted:
         # the cancellation error of |x|^2 - 2 x.y + |y|^2.
         mean = self.X.mean(axis=0, dtype=np.float64)
         self.X32 = np.ascontiguousarray(self.X - mean, dtype=np.float32)
+        # Identical points (duplicate images, codes that a ReLU sent to zero) must be at
+        # distance exactly 0; ids shared by identical rows, or None when there are none.
+        self.duplicates = _duplicate_ids(self.X)
 
     def stats(self, *, sums: bool, extremes: bool, progress: bool, tile: int):
         bar = None
@@ -85,6 +88,7 @@ class _Sorted:
                 extremes=extremes,
                 tile=tile,
                 progress=bar.update if bar is not None else None,
+                duplicates=self.duplicates,
             )
         finally:
             if bar is not None:
@@ -144,6 +148,14 @@ class _Sorted:
         i, j = best_pair
         # The winning pair once more, by direct differences: no cancellation at all.
         return float(np.sqrt(np.sum((X[i] - X[j]) ** 2)))
+
+
+def _duplicate_ids(X: np.ndarray) -> np.ndarray | None:
+    """An id per row, shared only by identical rows; None when all rows differ."""
+    rows = np.ascontiguousarray(X + 0.0)  # + 0.0 turns -0.0 into 0.0, which it equals
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    uniques, ids = np.unique(keys, return_inverse=True)
+    return ids.reshape(-1) if len(uniques) < len(keys) else None
 
 
 def silhouette_samples(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: bool = False) -> np.ndarray:

@@ -11,11 +11,13 @@ in the run directory before the next begins::
 Every file is written atomically (temporary name, fsync, rename), so an
 interrupted run leaves only finished files, and ``resume=True`` starts again
 from the first stage without a result (and the autoencoder from its last
-finished epoch).
+finished epoch). A process killed outright may leave the temporary file it was
+writing; the next run removes it.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _fault
 from ._io import atomic_open, write_json
 from .errors import AeclustError, InvalidInputError
 from .kmeans import KMeans
@@ -118,6 +120,31 @@ def check_writable(out: Path) -> None:
                            f"choose another with --out") from None
 
 
+def check_k(k: int, n_samples: int | None = None) -> None:
+    """Fail before any work when silhouette and Dunn cannot be computed for ``k`` clusters."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
+        raise InvalidInputError(f"k={k!r}: silhouette and Dunn's index need at least 2 clusters")
+    if n_samples is not None and k >= n_samples:
+        raise InvalidInputError(
+            f"k={k} clusters for {n_samples} images: the silhouette needs fewer clusters than images; "
+            f"lower --k or use more images")
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes that a killed process left in ``run_dir``.
+
+    A process killed outright (SIGKILL, power loss) cannot remove the temporary
+    file it was writing; it never has a final name, so nothing reads it, but it
+    would stay forever. Returns the removed paths.
+    """
+    removed = []
+    for tmp in run_dir.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 # -- part 1 alone: aeclust cluster ---------------------------------------------------------
 
 def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 10, seed: int | None = 0,
@@ -132,11 +159,13 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
     from .inputs import load_dataset
 
     timings = Timings()
+    check_k(k)
     if out is not None:
         out = Path(out)
         check_writable(out)
     with timings("load"):
         data = load_dataset(dataset, data_dir, download=download, progress=progress)
+    check_k(k, len(data))
     with timings("preprocess"):
         if color == "rgb" and data.images is not None and data.images.ndim != 4:
             raise InvalidInputError(f"--color rgb needs RGB images, but {data.name} is grayscale")
@@ -240,7 +269,14 @@ class _Stage:
 
         if not self.resume or not self.path.is_file():
             return None
-        record = json.loads(self.path.read_text())
+        try:
+            record = json.loads(self.path.read_text())
+            if not isinstance(record, dict) or "result" not in record:
+                raise ValueError("not a stage record")
+        except ValueError as exc:
+            raise AeclustError(
+                f"{self.path} is damaged ({exc}); delete it to redo stage '{self.name}', "
+                f"or run without --resume to start over") from None
         if record.get("config") != self.config:
             raise AeclustError(
                 f"{self.path.parent.parent} holds a run with a different configuration "
@@ -249,6 +285,7 @@ class _Stage:
 
     def save(self, result: dict) -> None:
         write_json(self.path, {"config": self.config, "result": result})
+        _fault.point(f"stage-{self.name}")
 
 
 @dataclass
@@ -317,12 +354,20 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         The results, as written to ``<out>/results.json``.
     """
     config = RunConfig(**{**(asdict(config) if config else {}), **overrides})
+    from . import autoencoder as ae
+
     run_dir = Path(config.out)
+    # Options that cannot work fail now, not after the first stages have run.
+    check_k(config.k)
+    ae_config = config.autoencoder_config()
+    ae.resolve_device(config.device)
     check_writable(run_dir)
+    remove_stale_temp_files(run_dir)
     if not config.resume:
-        # A fresh run must not pick up an older run's stage records.
-        for old in (run_dir / "stages").glob("*.json"):
-            old.unlink()
+        # A fresh run must not pick up an older run's stage records, nor leave an older
+        # run's results.json standing beside its own unfinished stages.
+        for old in [*(run_dir / "stages").glob("*.json"), run_dir / "results.json"]:
+            old.unlink(missing_ok=True)
     started = time.perf_counter()
     timings = Timings()
     recorded = config.recorded()
@@ -330,6 +375,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
 
     with timings("load"):
         data = _load(config)
+    check_k(config.k, len(data.images) if data.images is not None else len(data.features))
     names = _check_feature_sets(config, data)
     limits = {"dataset": config.dataset, "train_limit": config.train_limit, "test_limit": config.test_limit}
 
@@ -338,8 +384,6 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
 
     def autoencoder(color: str):
         """Train (or, when resuming, reuse) the autoencoder for one input colour."""
-        from . import autoencoder as ae
-
         if color in models:
             return models[color]
         ae_config = config.autoencoder_config(color)
@@ -388,7 +432,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         if name.startswith("codes"):
             stage_config["autoencoder"] = config.autoencoder_config(
                 "rgb" if name == "codes-rgb" else config.color).to_dict()
-        stage = _Stage(run_dir, f"features-{name}", stage_config, config.resume)
+        stage = _Stage(run_dir, name, stage_config, config.resume)
         result = stage.load()
         if result is None:
             say(f"[{i}/{len(names)}] k-means on {name}")
@@ -465,7 +509,11 @@ def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: b
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise AeclustError(f"{run_dir} holds no results.json; run 'aeclust run --out {run_dir}' first")
-    results = json.loads(results_path.read_text())
+    try:
+        results = json.loads(results_path.read_text())
+    except ValueError as exc:
+        raise AeclustError(f"{results_path} is not valid JSON ({exc}); rerun the 'aeclust run' that "
+                           f"wrote it, with --resume, to write it again") from None
     recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
     config = RunConfig(**{**recorded, "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
                           "out": str(run_dir), "data_dir": data_dir, "download": download, "progress": progress})
