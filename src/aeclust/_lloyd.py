@@ -4,38 +4,100 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pairwise import row_sq_norms, sq_distances_to
+from ._pairwise import Workers, row_sq_norms
+
+#: Rows per block of the assignment: a 1024 x 1024 float32 block of X is 4 MiB,
+#: and one block per thread keeps both cores busy on 10,000 rows.
+CHUNK = 1024
 
 
-def assign(X: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
+    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+
+
+def assign(
+    X: np.ndarray, centers: np.ndarray, chunk: int = CHUNK, workers: Workers | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of each row, and the squared distance to it less ``|x|^2``.
 
-    One matrix product per chunk of rows; chunks bound the memory at ``chunk x k``
-    and keep each chunk of X in cache while its distances are reduced.
+    One matrix product per chunk of rows (``x.(-2c)``, plus ``|c|^2``); chunks
+    bound the memory at ``chunk x k``, and go to the ``workers`` threads.
     """
+    if workers is None:
+        with Workers() as pool:
+            return assign(X, centers, chunk, pool)
     center_sq = row_sq_norms(centers)
+    centers_m2 = np.ascontiguousarray(centers.T * np.float32(-2.0))  # exact: a power of two
     n = X.shape[0]
     labels = np.empty(n, dtype=np.intp)
     best = np.empty(n, dtype=np.float32)
-    for s in range(0, n, chunk):
-        D = sq_distances_to(X[s : s + chunk], centers, center_sq)
-        labels[s : s + chunk] = D.argmin(axis=1)
-        best[s : s + chunk] = D[np.arange(D.shape[0]), labels[s : s + chunk]]
+
+    def block(span):
+        s, e = span
+        D = X[s:e] @ centers_m2
+        D += center_sq
+        lab = D.argmin(axis=1)
+        labels[s:e] = lab
+        best[s:e] = np.take_along_axis(D, lab[:, None], axis=1)[:, 0]
+
+    workers.map(block, _chunks(n, chunk))
     return labels, best
 
 
+def cluster_sums(
+    X: np.ndarray, labels: np.ndarray, n_clusters: int, chunk: int = CHUNK, workers: Workers | None = None
+) -> np.ndarray:
+    """Sum of the rows of each cluster, float64: float32 products per chunk, added up in float64."""
+    if workers is None:
+        with Workers() as pool:
+            return cluster_sums(X, labels, n_clusters, chunk, pool)
+
+    def block(span):
+        s, e = span
+        member = np.zeros((e - s, n_clusters), dtype=np.float32)
+        member[np.arange(e - s), labels[s:e]] = 1.0
+        # X.T @ member, not member.T @ X: BLAS runs the tall-skinny form faster.
+        return (X[s:e].T @ member).T.astype(np.float64)
+
+    return np.sum(workers.map(block, _chunks(X.shape[0], chunk)), axis=0)
+
+
+def move_points(
+    sums: np.ndarray, X: np.ndarray, moved: np.ndarray, old: np.ndarray, new: np.ndarray
+) -> None:
+    """Update the cluster sums in place for the rows ``moved`` going from cluster ``old`` to ``new``.
+
+    In float64, so that the updates add no error worth the name; the cost is
+    proportional to the number of rows that moved, which after the first few
+    iterations is a small fraction of the data.
+    """
+    rows = X[moved].astype(np.float64)
+    delta = np.zeros((len(moved), sums.shape[0]), dtype=np.float64)
+    idx = np.arange(len(moved))
+    delta[idx, new[moved]] += 1.0
+    delta[idx, old[moved]] -= 1.0
+    sums += delta.T @ rows
+
+
 def update_centers(
-    X: np.ndarray, labels: np.ndarray, best: np.ndarray, x_sq: np.ndarray, n_clusters: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+    X: np.ndarray,
+    labels: np.ndarray,
+    best: np.ndarray,
+    x_sq: np.ndarray,
+    n_clusters: int,
+    sums: np.ndarray | None = None,
+    workers: Workers | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Mean of each cluster's points; an empty cluster takes the point farthest from its centre.
 
-    Returns the centres, the (possibly changed) labels and the number of
-    clusters that were empty. The sums are one ``d x n`` by ``n x k`` matrix product
-    with a 0/1 membership matrix, so there is no Python loop over points.
+    ``sums`` are the per-cluster sums of the rows for ``labels`` (computed here
+    when not given). Returns the centres, the (possibly changed) labels, the
+    number of clusters that were empty, and the sums that go with those labels.
     """
     counts = np.bincount(labels, minlength=n_clusters)
     n_empty = int(np.count_nonzero(counts == 0))
     if n_empty:
+        old = labels
         labels = labels.copy()
         # Distance of each point to its own centre; the farthest points seed the empty clusters,
         # which is what lowers the inertia the most (and what scikit-learn does).
@@ -50,12 +112,13 @@ def update_centers(
         for e, p in zip(np.flatnonzero(counts == 0)[: len(donors)], donors):
             labels[p] = e
         counts = np.bincount(labels, minlength=n_clusters)
-    member = np.zeros((X.shape[0], n_clusters), dtype=np.float32)
-    member[np.arange(X.shape[0]), labels] = 1.0
-    # X.T @ member, not member.T @ X: BLAS runs the tall-skinny form several times faster.
-    sums = (X.T @ member).T.astype(np.float64)
+        if sums is not None:
+            sums = sums.copy()
+            move_points(sums, X, np.asarray(donors, dtype=np.intp), old, labels)
+    if sums is None:
+        sums = cluster_sums(X, labels, n_clusters, workers=workers)
     centers = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-    return centers, labels, n_empty
+    return centers, labels, n_empty, sums
 
 
 def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None):
@@ -67,25 +130,36 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None):
     out exactly as before also end the loop: the next assignment could only
     repeat the last one. That happens when there are fewer distinct points than
     clusters, where ties would otherwise bounce points between twin centres.
+
+    The cluster sums are carried from one iteration to the next and updated
+    with the points that changed cluster; they are summed afresh whenever more
+    than a quarter of the points moved.
     """
     x_sq = row_sq_norms(X)
-    k = centers.shape[0]
-    labels, best = assign(X, centers)
-    previous = None
-    n_empty_total = 0
-    for it in range(1, max_iter + 1):
-        centers, updated, n_empty = update_centers(X, labels, best, x_sq, k)
-        n_empty_total += n_empty
-        if previous is not None and np.array_equal(centers, previous):
-            return labels, centers, it, True, n_empty_total
-        new_labels, best = assign(X, centers)
-        if callback is not None:
-            callback(it, new_labels, centers)
-        if np.array_equal(new_labels, updated):
-            return new_labels, centers, it, True, n_empty_total
-        labels, previous = new_labels, centers
-    # Not converged: the centres are brought in line with the last assignment.
-    centers, labels, n_empty = update_centers(X, labels, best, x_sq, k)
+    n, k = X.shape[0], centers.shape[0]
+    with Workers() as pool:
+        labels, best = assign(X, centers, workers=pool)
+        sums = None
+        previous = None
+        n_empty_total = 0
+        for it in range(1, max_iter + 1):
+            centers, updated, n_empty, sums = update_centers(X, labels, best, x_sq, k, sums, pool)
+            n_empty_total += n_empty
+            if previous is not None and np.array_equal(centers, previous):
+                return labels, centers, it, True, n_empty_total
+            new_labels, best = assign(X, centers, workers=pool)
+            if callback is not None:
+                callback(it, new_labels, centers)
+            moved = np.flatnonzero(new_labels != updated)
+            if len(moved) == 0:
+                return new_labels, centers, it, True, n_empty_total
+            if len(moved) > n // 4:
+                sums = None
+            else:
+                move_points(sums, X, moved, updated, new_labels)
+            labels, previous = new_labels, centers
+        # Not converged: the centres are brought in line with the last assignment.
+        centers, labels, n_empty, _ = update_centers(X, labels, best, x_sq, k, sums, pool)
     return labels, centers, max_iter, False, n_empty_total + n_empty
 
 

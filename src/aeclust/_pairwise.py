@@ -77,17 +77,43 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _blas_single_threaded():
-    """A context in which BLAS runs in the calling thread only, or None when that cannot be arranged.
+class Workers:
+    """Threads for independent blocks of work, each running single-threaded BLAS.
 
-    Workers that each call BLAS on their own tiles must not each start a full
-    BLAS thread pool: that would put ``workers x cores`` threads on ``cores`` cores.
+    Threads that each call BLAS on their own blocks must not each start a full
+    BLAS thread pool: that would put ``threads x cores`` threads on ``cores``
+    cores. Inside ``with Workers():`` BLAS is limited to the calling thread (via
+    threadpoolctl), and :meth:`map` shares the blocks out. With one CPU, or
+    without threadpoolctl, :meth:`map` is a plain loop and BLAS keeps its own threads.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
+
+    def __init__(self, n_threads: int | None = None):
+        self.n_threads = cpu_count() if n_threads is None else max(1, int(n_threads))
+        self._pool = None
+        self._limits = None
+
+    def __enter__(self) -> "Workers":
+        if self.n_threads > 1:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                return self
+            self._limits = threadpool_limits(limits=1, user_api="blas")
+            self._pool = ThreadPoolExecutor(max_workers=self.n_threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._limits.restore_original_limits()
+            self._pool = self._limits = None
+
+    def map(self, fn, items) -> list:
+        """``[fn(item) for item in items]``, in parallel when there are threads."""
+        items = list(items)
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
 
 
 def pair_stats(
@@ -193,27 +219,7 @@ def pair_stats(
             with progress_lock:
                 progress((i1 - i0) * (j1 - j0) if not diagonal else (i1 - i0) * (i1 - i0 + 1) // 2)
 
-    if workers is None:
-        workers = cpu_count()
-    workers = max(1, min(workers, len(tasks)))
-    limits = _blas_single_threaded() if workers > 1 else None
-    if limits is None:
-        for i0, j0 in tasks:
-            visit(i0, j0)
-    else:
-        queue = iter(tasks)
-        queue_lock = threading.Lock()
-
-        def work() -> None:
-            while True:
-                with queue_lock:
-                    task = next(queue, None)
-                if task is None:
-                    return
-                visit(*task)
-
-        with limits, ThreadPoolExecutor(max_workers=workers) as pool:
-            for f in [pool.submit(work) for _ in range(workers)]:
-                f.result()
+    with Workers(min(workers or cpu_count(), len(tasks))) as pool:
+        pool.map(lambda task: visit(*task), tasks)
 
     return PairStats(S, min_inter, max_intra)
