@@ -8,6 +8,9 @@ more than a ``tile x tile`` block of distances.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,10 +69,51 @@ class PairStats:
     max_intra_sq: np.ndarray | None
 
 
-def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start offsets and cluster codes of the runs in a sorted code vector."""
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    return starts, codes[starts]
+def cpu_count() -> int:
+    """The number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Workers:
+    """Threads for independent blocks of work, each running single-threaded BLAS.
+
+    Threads that each call BLAS on their own blocks must not each start a full
+    BLAS thread pool: that would put ``threads x cores`` threads on ``cores``
+    cores. Inside ``with Workers():`` BLAS is limited to the calling thread (via
+    threadpoolctl), and :meth:`map` shares the blocks out. With one CPU, or
+    without threadpoolctl, :meth:`map` is a plain loop and BLAS keeps its own threads.
+    """
+
+    def __init__(self, n_threads: int | None = None):
+        self.n_threads = cpu_count() if n_threads is None else max(1, int(n_threads))
+        self._pool = None
+        self._limits = None
+
+    def __enter__(self) -> "Workers":
+        if self.n_threads > 1:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                return self
+            self._limits = threadpool_limits(limits=1, user_api="blas")
+            self._pool = ThreadPoolExecutor(max_workers=self.n_threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._limits.restore_original_limits()
+            self._pool = self._limits = None
+
+    def map(self, fn, items) -> list:
+        """``[fn(item) for item in items]``, in parallel when there are threads."""
+        items = list(items)
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
 
 
 def pair_stats(
@@ -81,15 +125,22 @@ def pair_stats(
     extremes: bool = True,
     tile: int = DEFAULT_TILE,
     progress=None,
+    workers: int | None = None,
     duplicates: np.ndarray | None = None,
 ) -> PairStats:
     """Visit every unordered pair of points once and collect per-point statistics.
 
     ``X`` must be float32, C-contiguous and sorted by ``codes`` (cluster codes
-    0..k-1), so that each cluster is one contiguous run of rows: then the
-    same-cluster part of a block is a handful of rectangles on its diagonal.
-    Each block ``(i, j)`` with ``j >= i`` serves both its rows and its columns,
-    which halves the matrix products.
+    0..k-1, every cluster non-empty), so that each cluster is one contiguous run
+    of rows: then the part of a block that belongs to one cluster, on either
+    axis, is a contiguous range, and every per-cluster quantity is a reduction
+    over a slice. Each block ``(i, j)`` with ``j >= i`` serves both its rows and
+    its columns, which halves the matrix products.
+
+    Blocks are shared out to ``workers`` threads (default: one per CPU), each
+    running single-threaded BLAS, so that the element-wise passes run in
+    parallel as well as the products. Each row range of the results has a lock
+    held only while a block's finished contributions are added in.
 
     ``progress`` is an optional callable that receives the number of pairs done.
 
@@ -100,57 +151,82 @@ def pair_stats(
     n = X.shape[0]
     sq = row_sq_norms(X)
     X_m2 = X * np.float32(-2.0)  # folds the -2 of the expansion into the product
-    onehot = np.zeros((n, n_clusters), dtype=np.float32)
-    onehot[np.arange(n), codes] = 1.0
+    # Cluster c occupies rows starting[c]:starting[c + 1].
+    starting = np.searchsorted(codes, np.arange(n_clusters + 1), side="left")
     S = np.zeros((n, n_clusters), dtype=np.float64) if sums else None
     min_inter = np.full(n, np.inf, dtype=np.float32) if extremes else None
     max_intra = np.zeros(n, dtype=np.float32) if extremes else None
 
-    for i0 in range(0, n, tile):
-        i1 = min(i0 + tile, n)
-        row_starts, row_codes = _segments(codes[i0:i1])
-        row_ends = np.r_[row_starts[1:], i1 - i0]
-        for j0 in range(i0, n, tile):
-            j1 = min(j0 + tile, n)
-            diagonal = i0 == j0
-            D2 = X_m2[i0:i1] @ X[j0:j1].T
-            D2 += sq[i0:i1, None]
-            D2 += sq[None, j0:j1]
-            np.maximum(D2, 0.0, out=D2)
-            if duplicates is not None:
-                D2[duplicates[i0:i1, None] == duplicates[None, j0:j1]] = 0.0
-            if diagonal:
-                np.fill_diagonal(D2, 0.0)  # a point's distance to itself is exactly 0
+    blocks = list(range(0, n, tile))
+    tasks = [(i0, j0) for a, i0 in enumerate(blocks) for j0 in blocks[a:]]
+    locks = [threading.Lock() for _ in blocks]
+    progress_lock = threading.Lock()
 
-            if extremes:
-                # The same-cluster rectangles: rows of cluster c against columns of cluster c.
-                col_codes = codes[j0:j1]
-                rects = []
-                for rs, re, c in zip(row_starts, row_ends, row_codes):
-                    cs = np.searchsorted(col_codes, c, side="left")
-                    ce = np.searchsorted(col_codes, c, side="right")
-                    if ce > cs:
-                        rects.append((rs, re, cs, ce))
-                saved = []
-                for rs, re, cs, ce in rects:
-                    block = D2[rs:re, cs:ce]
-                    np.maximum(max_intra[i0 + rs : i0 + re], block.max(axis=1), out=max_intra[i0 + rs : i0 + re])
-                    if not diagonal:
-                        np.maximum(max_intra[j0 + cs : j0 + ce], block.max(axis=0), out=max_intra[j0 + cs : j0 + ce])
-                    saved.append(block.copy())
-                    block.fill(np.inf)  # hide same-cluster pairs from the minimum below
-                np.minimum(min_inter[i0:i1], D2.min(axis=1), out=min_inter[i0:i1])
-                if not diagonal:
-                    np.minimum(min_inter[j0:j1], D2.min(axis=0), out=min_inter[j0:j1])
-                for (rs, re, cs, ce), block in zip(rects, saved):
-                    D2[rs:re, cs:ce] = block
+    def edges(lo: int, hi: int) -> tuple[int, np.ndarray]:
+        """First cluster in rows lo:hi, and the offsets (relative to lo) where its clusters start and end."""
+        c0, c1 = int(codes[lo]), int(codes[hi - 1])
+        e = np.clip(starting[c0 : c1 + 2], lo, hi) - lo
+        return c0, e
 
+    def extremes_along_rows(D2, r_first, r_edges, j0, j1):
+        """Per row: smallest distance to another cluster, largest to its own (columns j0:j1)."""
+        lo = np.full(D2.shape[0], np.inf, dtype=np.float32)
+        hi = np.zeros(D2.shape[0], dtype=np.float32)
+        for r in range(len(r_edges) - 1):
+            rs, re = r_edges[r], r_edges[r + 1]
+            c = r_first + r
+            cs = min(max(starting[c], j0), j1) - j0
+            ce = min(max(starting[c + 1], j0), j1) - j0
+            band = D2[rs:re]
+            if ce > cs:
+                band[:, cs:ce].max(axis=1, out=hi[rs:re])
+            if cs > 0:
+                band[:, :cs].min(axis=1, out=lo[rs:re])
+            if ce < D2.shape[1]:
+                np.minimum(lo[rs:re], band[:, ce:].min(axis=1), out=lo[rs:re])
+        return lo, hi
+
+    def visit(i0: int, j0: int) -> None:
+        i1, j1 = min(i0 + tile, n), min(j0 + tile, n)
+        diagonal = i0 == j0
+        D2 = X_m2[i0:i1] @ X[j0:j1].T
+        D2 += sq[i0:i1, None]
+        D2 += sq[None, j0:j1]
+        np.maximum(D2, 0.0, out=D2)
+        if duplicates is not None:
+            D2[duplicates[i0:i1, None] == duplicates[None, j0:j1]] = 0.0
+        if diagonal:
+            np.fill_diagonal(D2, 0.0)  # a point's distance to itself is exactly 0
+        r_first, r_edges = edges(i0, i1)
+        c_first, c_edges = edges(j0, j1)
+        rows = cols = None
+        if extremes:
+            rows = extremes_along_rows(D2, r_first, r_edges, j0, j1)
+            if not diagonal:  # D2.T is D2 seen from the columns: the same reductions, along axis 0
+                cols = extremes_along_rows(D2.T, c_first, c_edges, i0, i1)
+        if sums:
+            D = np.sqrt(D2, out=D2)
+            # Per-cluster sums are sums over contiguous slices: one reduceat per axis.
+            row_sums = np.add.reduceat(D, c_edges[:-1], axis=1)
+            col_sums = None if diagonal else np.add.reduceat(D, r_edges[:-1], axis=0)
+        with locks[i0 // tile]:
             if sums:
-                D = np.sqrt(D2, out=D2)
-                S[i0:i1] += D @ onehot[j0:j1]
-                if not diagonal:
-                    S[j0:j1] += (onehot[i0:i1].T @ D).T
-            if progress is not None:
+                S[i0:i1, c_first : c_first + row_sums.shape[1]] += row_sums
+            if extremes:
+                np.minimum(min_inter[i0:i1], rows[0], out=min_inter[i0:i1])
+                np.maximum(max_intra[i0:i1], rows[1], out=max_intra[i0:i1])
+        if not diagonal:
+            with locks[j0 // tile]:
+                if sums:
+                    S[j0:j1, r_first : r_first + col_sums.shape[0]] += col_sums.T
+                if extremes:
+                    np.minimum(min_inter[j0:j1], cols[0], out=min_inter[j0:j1])
+                    np.maximum(max_intra[j0:j1], cols[1], out=max_intra[j0:j1])
+        if progress is not None:
+            with progress_lock:
                 progress((i1 - i0) * (j1 - j0) if not diagonal else (i1 - i0) * (i1 - i0 + 1) // 2)
+
+    with Workers(min(workers or cpu_count(), len(tasks))) as pool:
+        pool.map(lambda task: visit(*task), tasks)
 
     return PairStats(S, min_inter, max_intra)

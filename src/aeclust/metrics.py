@@ -125,29 +125,44 @@ class _Sorted:
 
     def _exact_extreme(self, rows: np.ndarray, *, same_cluster: bool) -> float:
         """Re-measure the candidate rows in float64 against the points that matter:
-        the largest same-cluster distance, or the smallest other-cluster distance."""
-        X = self.X.astype(np.float64, copy=False)
-        sq = np.einsum("ij,ij->i", X, X)
-        best, best_pair = (-np.inf if same_cluster else np.inf), None
-        for start in range(0, len(rows), 256):
+        the largest same-cluster distance, or the smallest other-cluster distance.
+
+        The candidates are few; the data are taken in blocks of columns, each
+        converted to float64 on its own (no float64 copy of the whole data), and
+        the blocks are shared out to threads with single-threaded BLAS (the
+        products have only a handful of rows, which threaded BLAS runs poorly).
+        """
+        X = self.X
+        n = X.shape[0]
+        step = 4096
+
+        def block(task):
+            start, c0 = task
             r = rows[start : start + 256]
-            D2 = sq[r, None] - 2.0 * (X[r] @ X.T) + sq[None, :]
-            same = self.codes[r, None] == self.codes[None, :]
+            Xr = X[r].astype(np.float64)
+            sq_r = np.einsum("ij,ij->i", Xr, Xr)
+            Xc = X[c0 : c0 + step].astype(np.float64, copy=False)
+            sq_c = np.einsum("ij,ij->i", Xc, Xc)
+            D2 = sq_r[:, None] - 2.0 * (Xr @ Xc.T) + sq_c[None, :]
+            same = self.codes[r, None] == self.codes[None, c0 : c0 + step]
             if same_cluster:
                 D2[~same] = -np.inf
                 flat = int(np.argmax(D2))
-                value = D2.flat[flat]
-                better = value > best
             else:
                 D2[same] = np.inf
                 flat = int(np.argmin(D2))
-                value = D2.flat[flat]
-                better = value < best
-            if better:
-                best, best_pair = value, (r[flat // D2.shape[1]], flat % D2.shape[1])
-        i, j = best_pair
+            return D2.flat[flat], (r[flat // D2.shape[1]], c0 + flat % D2.shape[1])
+
+        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, n, step)]
+        with _pairwise.Workers() as pool:
+            found = pool.map(block, tasks)
+        # The first of the best, in task order: the same pair whatever the number of threads.
+        values = np.array([v for v, _ in found])
+        pick = int(np.argmax(values) if same_cluster else np.argmin(values))
+        i, j = found[pick][1]
         # The winning pair once more, by direct differences: no cancellation at all.
-        return float(np.sqrt(np.sum((X[i] - X[j]) ** 2)))
+        xi, xj = X[i].astype(np.float64), X[j].astype(np.float64)
+        return float(np.sqrt(np.sum((xi - xj) ** 2)))
 
 
 def _duplicate_ids(X: np.ndarray) -> np.ndarray | None:
