@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -113,7 +114,15 @@ def _interrupt(monkeypatch, capsys, out: Path, spec: str, signame: str) -> None:
 # -- atomic writes ----------------------------------------------------------------------
 
 
-def test_atomic_write_interrupted_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here even where the test runner was started with it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_atomic_write_interrupted_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, sigint_raises):
     from aeclust import _fault
 
     path = tmp_path / "results.json"

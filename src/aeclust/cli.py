@@ -375,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT too: a shell that starts a job in the background makes it ignore SIGINT,
+    # and an interrupt must stop a run cleanly however it was started.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         return args.func(args)
     except (AeclustError, OSError) as exc:
@@ -392,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aeclust: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _one_line(exc: BaseException) -> str:
