@@ -52,7 +52,7 @@ class ContrastiveConfig:
     p_jitter: float = 0.8
     p_gray: float = 0.2
     temperature: float = 0.2
-    epochs: int = 30
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3  # Adam, cosine decay to 0 with one warm-up epoch
     weight_decay: float = 1e-5

@@ -7,7 +7,7 @@ a dictionary of ``n_atoms`` centres. Encoding: every 6x6 patch of an image
 the centres (d_k the distance to centre k), and the activations are summed over
 the four quadrants of the image: ``4 * n_atoms`` numbers per image. These are
 standardised and projected on their first ``pca`` principal components (learned
-on the training images), then optionally L2-normalised, for k-means.
+on the training images), each scaled to unit variance (``whiten``), for k-means.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class PatchConfig:
     zca_eps: float = 0.1
     pca: int | None = 50  # principal components kept; None keeps all 4 * n_atoms standardised features
     pca_images: int = 10_000  # training images the standardisation and PCA are fitted on
+    whiten: bool = True  # divide each component by its sd (measured: ACC 0.298 whitened, 0.259 not)
     l2: bool = False  # L2-normalise the final vectors
     seed: int = 0
 
@@ -68,11 +69,13 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _normalise(p: np.ndarray | torch.Tensor, eps: float):
-    var = p.var(1, keepdims=True) if isinstance(p, np.ndarray) else p.var(1, unbiased=False, keepdim=True)
-    return (p - p.mean(1, keepdims=True) if isinstance(p, np.ndarray) else p - p.mean(1, keepdim=True)) / (
-        (var + eps) ** 0.5
-    )
+def _normalise(p: np.ndarray, eps: float) -> np.ndarray:
+    """Each row (one patch) minus its mean, divided by sqrt(its variance + eps)."""
+    return (p - p.mean(1, keepdims=True)) / np.sqrt(p.var(1, keepdims=True) + eps)
+
+
+def _normalise_t(p: torch.Tensor, eps: float) -> torch.Tensor:
+    return (p - p.mean(1, keepdim=True)) / (p.var(1, unbiased=False, keepdim=True) + eps).sqrt()
 
 
 class PatchFeatures:
@@ -110,8 +113,11 @@ class PatchFeatures:
         fm, fs = raw.mean(0), raw.std(0) + 1e-6
         self.arrays["feat_mean"], self.arrays["feat_std"] = fm.astype(np.float32), fs.astype(np.float32)
         if config.pca is not None:
-            _, _, vt = np.linalg.svd((raw - fm) / fs, full_matrices=False)
-            self.arrays["components"] = vt[: config.pca].astype(np.float32)
+            _, sv, vt = np.linalg.svd((raw - fm) / fs, full_matrices=False)
+            comp = vt[: config.pca]
+            if config.whiten:
+                comp = comp / (sv[: config.pca, None] / np.sqrt(len(raw)))
+            self.arrays["components"] = comp.astype(np.float32)
         return self
 
     # -- encoding -----------------------------------------------------------------
@@ -127,7 +133,7 @@ class PatchFeatures:
                 b, _, h, w = x.shape
                 gh, gw = h - P + 1, w - P + 1
                 p = F.unfold(x, P).transpose(1, 2).reshape(-1, 3 * P * P)
-                z = (_normalise(p, c.norm_eps) - zm) @ zca
+                z = (_normalise_t(p, c.norm_eps) - zm) @ zca
                 d = (z.square().sum(1, keepdim=True) - 2 * z @ atoms.T + a2).clamp_min(0).sqrt()
                 f = (d.mean(1, keepdim=True) - d).clamp_min(0).reshape(b, gh, gw, -1)
                 hh, hw = (gh + 1) // 2, (gw + 1) // 2
