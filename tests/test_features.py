@@ -47,3 +47,25 @@ def test_unknown_name_and_bad_images(images):
         fit_features("nope", images)
     with pytest.raises(InvalidInputError, match="uint8 RGB"):
         fit_features("simclr", images.astype(np.float32))
+
+
+def test_augment_gives_views_of_the_configured_size():
+    import torch
+
+    from aeclust.contrastive import ContrastiveConfig, augment
+
+    cfg = ContrastiveConfig(resolution=16)
+    x = torch.rand(8, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    v1, v2 = augment(x, cfg, g), augment(x, cfg, g)
+    assert v1.shape == (8, 3, 16, 16) and torch.isfinite(v1).all()
+    assert not torch.equal(v1, v2)
+
+
+def test_nt_xent_prefers_matching_pairs():
+    import torch
+
+    from aeclust.contrastive import nt_xent
+
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert nt_xent(z, z, 0.2) < nt_xent(z, z[torch.randperm(16)], 0.2)
