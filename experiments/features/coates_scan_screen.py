@@ -21,7 +21,7 @@ d = load()
 r = judge(te.astype(np.float32), d.test_labels, seed=0, n_init=10)
 log({"variant": "coates-K256-pca50-white-l2", "seed": 0, **r, "screen": True})
 for k in (10, 20):
-    head = scan_head(tr.astype(np.float32), seed=0, k=k, epochs=30, n_mine=10000)
+    head = scan_head(tr.astype(np.float32), seed=0, k=k, epochs=30, n_mine=10000, lr=1e-3)
     with torch.no_grad():
         p = F.softmax(head(torch.from_numpy(te.astype(np.float32))), 1).numpy()
     r = judge(p, d.test_labels, seed=0, n_init=10)

@@ -18,10 +18,11 @@ Entries:
     defaults; its 192 code values per image. The baseline.
 ``simclr``
     A small convnet trained with a contrastive loss on augmented 16x16 views
-    (:mod:`aeclust.contrastive`); 256 L2-normalised values. The best here.
+    (:mod:`aeclust.contrastive`); 256 L2-normalised values. The best measured
+    here (docs/features.md).
 ``kmeans-patches``
     Single-layer k-means patch features (:mod:`aeclust.patchfeatures`), a
-    classical baseline; 50 principal components.
+    classical baseline; 50 whitened principal components.
 """
 
 from __future__ import annotations
