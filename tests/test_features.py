@@ -69,3 +69,9 @@ def test_nt_xent_prefers_matching_pairs():
 
     z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     assert nt_xent(z, z, 0.2) < nt_xent(z, z[torch.randperm(16)], 0.2)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_fit_without_out_dir(name, images):
+    ext = fit_features(name, images[:100], seed=0, device="cpu", progress=False, **SMALL[name])
+    assert ext.transform(images[:5]).shape == (5, DIMS[name])

@@ -62,7 +62,13 @@ class AutoencoderFeatures:
         from .autoencoder import AutoencoderConfig, train_autoencoder
 
         config = AutoencoderConfig(**{"seed": seed, **overrides})
-        res = train_autoencoder(config, images, None, out_dir, device=device, progress=progress)
+        if out_dir is None:  # train_autoencoder always writes its checkpoints somewhere
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                res = train_autoencoder(config, images, None, tmp, device=device, progress=progress)
+        else:
+            res = train_autoencoder(config, images, None, out_dir, device=device, progress=progress)
         return cls(res.model, device)
 
     @classmethod
