@@ -1,0 +1,28 @@
+"""Screen the SCAN-style head on k-means patch features (from coates_screen.py's saved arrays).
+
+Raw features of 10,000 training and the 10,000 test images, standardised and
+projected on 50 whitened principal components learned on the training part,
+then L2-normalised for neighbour mining.
+"""
+import sys, warnings
+import numpy as np, torch
+import torch.nn.functional as F
+from common import judge, load, log
+from scan_head import scan_head
+warnings.filterwarnings("ignore")
+torch.set_num_threads(1)
+ftr, fte = np.load("/tmp/feat/coates_K256_tr.npy"), np.load("/tmp/feat/coates_K256_te.npy")
+m, s = ftr.mean(0), ftr.std(0) + 1e-6
+_, S, Vt = np.linalg.svd((ftr - m) / s, full_matrices=False)
+P = Vt[:50].T / (S[:50] / np.sqrt(len(ftr)))
+tr, te = ((ftr - m) / s) @ P, ((fte - m) / s) @ P
+tr /= np.linalg.norm(tr, axis=1, keepdims=True); te /= np.linalg.norm(te, axis=1, keepdims=True)
+d = load()
+r = judge(te.astype(np.float32), d.test_labels, seed=0, n_init=10)
+log({"variant": "coates-K256-pca50-white-l2", "seed": 0, **r, "screen": True})
+for k in (10, 20):
+    head = scan_head(tr.astype(np.float32), seed=0, k=k, epochs=30, n_mine=10000, lr=1e-3)
+    with torch.no_grad():
+        p = F.softmax(head(torch.from_numpy(te.astype(np.float32))), 1).numpy()
+    r = judge(p, d.test_labels, seed=0, n_init=10)
+    log({"variant": f"coates-K256-pca50 + scan head k={k}", "seed": 0, **r, "screen": True})

@@ -1,0 +1,62 @@
+"""Shared helpers for the feature experiments: data, evaluation, result logging.
+
+ACC is the best one-to-one match of clusters to classes (Hungarian algorithm on
+the confusion matrix); NMI and ARI come from scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from aeclust.kmeans import KMeans
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "results" / "features.jsonl"
+DATA = os.environ.get("AECLUST_CIFAR10", "/work/shared/data/cifar10")
+
+
+def load():
+    from aeclust.datasets import load_cifar10
+
+    return load_cifar10(DATA, split="both", download=False, progress=False)
+
+
+def acc(y, c) -> float:
+    k = max(y.max(), c.max()) + 1
+    m = np.zeros((k, k), dtype=np.int64)
+    np.add.at(m, (c, y), 1)
+    r, col = linear_sum_assignment(-m)
+    return float(m[r, col].sum() / len(y))
+
+
+def judge(features: np.ndarray, labels: np.ndarray, *, seed: int, n_init: int = 5) -> dict:
+    """k-means (k=10, k-means++, aeclust's own) on the features, scored against the labels."""
+    t0 = time.perf_counter()
+    c = KMeans(10, init="k-means++", n_init=n_init, random_state=seed).fit(features).labels_
+    return {
+        "acc": acc(labels, c),
+        "nmi": float(normalized_mutual_info_score(labels, c)),
+        "ari": float(adjusted_rand_score(labels, c)),
+        "kmeans_seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def machine() -> dict:
+    return {"host_cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+            "platform": platform.platform()}
+
+
+def log(row: dict, path: Path = RESULTS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **row, "machine": machine()}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)

@@ -1,0 +1,30 @@
+"""Screen SimCLR features: train on the 50,000 training images, k-means on the 10,000 test images.
+
+Usage: simclr_screen.py SEED EPOCHS [key=value ...]   (keys of ContrastiveConfig)
+"""
+import json, os, sys, time, warnings
+import numpy as np, torch
+from common import load, judge, log
+from aeclust.contrastive import ContrastiveConfig, train_contrastive, encode
+warnings.filterwarnings("ignore")
+
+seed, epochs = int(sys.argv[1]), int(sys.argv[2])
+over = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])}
+device = over.pop("device", "cpu")
+tag = over.pop("tag", "simclr")
+n_train = over.pop("n_train", 50000)
+cfg = ContrastiveConfig(epochs=epochs, seed=seed, **over)
+d = load()
+t0 = time.perf_counter()
+res = train_contrastive(cfg, d.train_images[:n_train], f"/tmp/feat/{tag}-s{seed}", device=device, progress=False,
+                        num_threads=int(os.environ.get("THREADS", 1)))
+t_train = time.perf_counter() - t0
+print("history", json.dumps(res.history[-1]), "train", round(t_train, 1), flush=True)
+t1 = time.perf_counter()
+for head in (False, True):
+    f = encode(res.model, d.test_images, head=head, device=device)
+    t_enc = time.perf_counter() - t1
+    r = judge(f, d.test_labels, seed=seed, n_init=5)
+    log({"variant": f"{tag}{'-head' if head else ''}", "config": cfg.to_dict(), "seed": seed, **r,
+         "train_seconds": round(t_train, 1), "encode_seconds": round(t_enc, 1), "device": device,
+         "final_loss": res.history[-1]["loss"], "screen": True})

@@ -1,0 +1,351 @@
+"""Contrastive features (SimCLR) that a small convnet learns from unlabeled images.
+
+Two random views of every image in a batch go through the same encoder and a
+projection head; the NT-Xent loss pulls each pair together and pushes it away
+from the other 2n - 2 views (Chen et al., 2020). Only the images are used,
+never the labels.
+
+Cheap enough for one CPU core because the views are small: each random crop
+is resampled to ``config.resolution`` pixels (16x16 by default) by one
+``grid_sample`` call, which also does the horizontal flip. Colour jitter and
+random grayscale are tensor operations on the whole batch. At encoding time
+the full image is downsampled to the same resolution.
+
+Reading order: config, model, augmentation, checkpoints, :func:`train_contrastive`,
+:func:`encode`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._io import atomic_open, write_json
+from .autoencoder import _reproducible, _threads, resolve_device
+from .errors import AeclustError, InvalidInputError
+
+CHECKPOINT_FORMAT = "aeclust.contrastive"
+CHECKPOINT_VERSION = 1
+
+# -----------------------------------------------------------------------------
+# config
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    widths: tuple[int, ...] = (32, 64, 128, 256)  # conv widths; a 2x2 max-pool between stages
+    proj_dim: int = 64  # output of the projection head (the loss sees this; k-means does not)
+    resolution: int = 16  # side of the views and of the images at encoding time
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # area of a random crop, as a fraction of the image
+    jitter: float = 0.4  # strength of brightness, contrast and saturation jitter
+    p_jitter: float = 0.8
+    p_gray: float = 0.2
+    temperature: float = 0.2
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3  # Adam, cosine decay to 0 with one warm-up epoch
+    weight_decay: float = 1e-5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "crop_scale", tuple(float(s) for s in self.crop_scale))
+        problems = []
+        if not self.widths or min(self.widths) < 1:
+            problems.append(f"widths must be positive integers, got {self.widths}")
+        if self.resolution < 2 ** (len(self.widths) - 1):
+            problems.append(f"resolution {self.resolution} is too small for {len(self.widths)} stages")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            problems.append(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+        if self.epochs < 0 or self.batch_size < 2 or not self.lr > 0 or not self.temperature > 0:
+            problems.append(
+                "epochs must be >= 0, batch_size >= 2, lr > 0 and temperature > 0, got "
+                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, temperature={self.temperature}"
+            )
+        if problems:
+            raise InvalidInputError("invalid ContrastiveConfig: " + "; ".join(problems))
+
+    @property
+    def feature_dim(self) -> int:
+        return self.widths[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["widths"], d["crop_scale"] = list(self.widths), list(self.crop_scale)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ContrastiveConfig:
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise AeclustError(f"unknown contrastive config fields: {', '.join(unknown)}")
+        return cls(**d)
+
+
+# -----------------------------------------------------------------------------
+# model
+
+
+def _stage(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class ContrastiveNet(nn.Module):
+    """conv-BN-ReLU stages with 2x2 max-pools between them, global average pool; an MLP head."""
+
+    def __init__(self, config: ContrastiveConfig | None = None):
+        super().__init__()
+        self.config = config = config or ContrastiveConfig()
+        layers, c = [], 3
+        for i, w in enumerate(config.widths):
+            if i:
+                layers.append(nn.MaxPool2d(2))
+            layers.append(_stage(c, w))
+            c = w
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(c, c), nn.BatchNorm1d(c), nn.ReLU(inplace=True), nn.Linear(c, config.proj_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, 3, r, r) normalised views -> projections (n, proj_dim)."""
+        return self.head(self.encoder(x))
+
+
+# -----------------------------------------------------------------------------
+# data and augmentation
+
+# Per-channel mean and sd of the CIFAR-10 training images, on the [0, 1] scale.
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB images (n, H, W, 3) -> float32 (n, 3, H, W) in [0, 1]."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise InvalidInputError(f"contrastive features need RGB images of shape (n, h, w, 3), got {images.shape}")
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)).div_(255.0)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) -> torch.Tensor:
+    """A random view of each image in ``x`` (n, 3, H, W) in [0, 1], of side ``config.resolution``.
+
+    Random resized crop with flip (one affine grid per image), colour jitter
+    (brightness, contrast, saturation, in random order per batch) with
+    probability ``p_jitter``, grayscale with probability ``p_gray``.
+    """
+    n, dev = len(x), x.device
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return torch.rand(*shape, generator=gen, device=gen.device).to(dev) * (hi - lo) + lo
+
+    lo, hi = config.crop_scale
+    area = u(n, lo=lo, hi=hi)
+    log_ratio = u(n, lo=math.log(3 / 4), hi=math.log(4 / 3))
+    ratio = log_ratio.exp()
+    sw = (area * ratio).sqrt().clamp(max=1.0)  # half-widths in grid units are sw, sh (grid spans [-1, 1])
+    sh = (area / ratio).sqrt().clamp(max=1.0)
+    cx = (u(n) * 2 - 1) * (1 - sw)
+    cy = (u(n) * 2 - 1) * (1 - sh)
+    flip = torch.where(u(n) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2] = sw * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sh, cy
+    r = config.resolution
+    grid = F.affine_grid(theta, [n, 3, r, r], align_corners=False)
+    v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    s = config.jitter
+    do = (u(n, 1, 1, 1) < config.p_jitter).float()
+    b = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
+    c = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
+    sat = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
+    order = torch.randperm(3, generator=gen, device=gen.device).tolist()
+    for op in order:
+        if op == 0:
+            v = (v * b).clamp(0, 1)
+        elif op == 1:
+            m = _gray(v).mean((1, 2, 3), keepdim=True)
+            v = ((v - m) * c + m).clamp(0, 1)
+        else:
+            g = _gray(v)
+            v = ((v - g) * sat + g).clamp(0, 1)
+    gray = u(n, 1, 1, 1) < config.p_gray
+    v = torch.where(gray, _gray(v).expand_as(v), v)
+    return (v - MEAN.to(dev)) / STD.to(dev)
+
+
+def _resize_for_encoding(x: torch.Tensor, r: int) -> torch.Tensor:
+    if x.shape[-1] != r or x.shape[-2] != r:
+        x = F.interpolate(x, size=(r, r), mode="area")
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The SimCLR loss for n positive pairs (z1[i], z2[i])."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = len(z1)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+
+def save_model(path: str | os.PathLike, model: ContrastiveNet, **extra: Any) -> None:
+    """Weights and config (and ``extra`` entries) to ``path``, atomically."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version()},
+        **extra,
+    }
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ContrastiveNet:
+    """The model in a file written by :func:`save_model`, rebuilt from its config, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise AeclustError(f"no contrastive model at {path}")
+    try:
+        state = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    except Exception as e:
+        raise AeclustError(f"cannot read contrastive model {path}: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise AeclustError(f"{path} is not an aeclust contrastive model")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise AeclustError(f"{path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}")
+    model = ContrastiveNet(ContrastiveConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    return model.to(resolve_device(device)).eval()
+
+
+# -----------------------------------------------------------------------------
+# training
+
+
+class TrainResult(NamedTuple):
+    model: ContrastiveNet
+    history: list[dict[str, Any]]  # one row per epoch: epoch, loss, lr, seconds
+
+
+def train_contrastive(
+    config: ContrastiveConfig,
+    train_images: np.ndarray,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    num_threads: int | None = 1,
+) -> TrainResult:
+    """Train a :class:`ContrastiveNet` on uint8 RGB images; ``model.pt`` and ``history.json`` go to ``out_dir``.
+
+    The weights come from ``torch.manual_seed(config.seed)``; shuffling and
+    augmentation draw from explicit generators seeded from it too, so a run on
+    the CPU with the same thread count repeats exactly.
+    """
+    dev = resolve_device(device)
+    x = images_to_tensor(train_images)
+    n, bs = len(x), config.batch_size
+    if n < 2:
+        raise InvalidInputError("train_images needs at least 2 images")
+    bs = min(bs, n)
+    n_batches = n // bs  # drop the last partial batch: BatchNorm and the loss want full batches
+    x = x.to(dev)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = ContrastiveNet(config)
+    model = model.to(dev, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = max(config.epochs * n_batches, 1)
+    warm = min(n_batches, total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(total - warm, 1)))
+    )
+    shuffle = torch.Generator().manual_seed(config.seed)
+    aug_gen = torch.Generator(device=dev).manual_seed(config.seed + 1)
+    history: list[dict[str, Any]] = []
+    with _reproducible(num_threads):
+        model.train()
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=shuffle).to(dev)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                       disable=not progress, dynamic_ncols=True)  # fmt: skip
+            for step in bar:
+                xb = x[perm[step * bs : (step + 1) * bs]]
+                v1 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
+                v2 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
+                loss = nt_xent(model(v1), model(v2), config.temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach()
+                if progress and (step % 20 == 0 or step == n_batches - 1):
+                    bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
+            bar.close()
+            history.append({"epoch": epoch, "loss": loss_sum.item() / n_batches,
+                            "lr": sched.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3)})
+            if out_dir is not None:
+                write_json(Path(out_dir) / "history.json", history)
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    if out_dir is not None:
+        save_model(Path(out_dir) / "model.pt", model, history=history)
+    return TrainResult(model, history)
+
+
+# -----------------------------------------------------------------------------
+# features
+
+
+@torch.no_grad()
+def encode(
+    model: ContrastiveNet,
+    images: np.ndarray,
+    *,
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+    num_threads: int | None = 1,
+    head: bool = False,
+) -> np.ndarray:
+    """uint8 RGB images -> float32 features (n, widths[-1]) from the encoder, L2-normalised.
+
+    ``head=True`` returns the projection head's output instead (n, proj_dim).
+    """
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    x = images_to_tensor(images)
+    r = model.config.resolution
+    out = []
+    with _threads(num_threads):
+        for i in range(0, len(x), batch_size):
+            h = model.encoder(_resize_for_encoding(x[i : i + batch_size].to(dev), r))
+            if head:
+                h = model.head(h)
+            out.append(F.normalize(h, dim=1).cpu())
+    dim = model.config.proj_dim if head else model.config.feature_dim
+    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)

@@ -1,0 +1,77 @@
+"""The feature registry: shapes, files and a tiny fit of every entry (a few seconds)."""
+
+import numpy as np
+import pytest
+
+from aeclust.errors import InvalidInputError
+from aeclust.features import FEATURES, fit_features, load_features
+
+SMALL = {
+    "ae": {"epochs": 1},
+    "simclr": {"epochs": 1, "batch_size": 64, "widths": [8, 16, 16, 32], "proj_dim": 8},
+    "kmeans-patches": {"n_atoms": 16, "n_patches": 2000, "pca": 10, "pca_images": 100},
+}
+DIMS = {"ae": 192, "simclr": 32, "kmeans-patches": 10}
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(200, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_fit_transform_save_load(name, images, tmp_path):
+    ext = fit_features(name, images, seed=0, device="cpu", out_dir=tmp_path, progress=False, **SMALL[name])
+    X = ext.transform(images[:50])
+    assert X.dtype == np.float32 and X.shape == (50, DIMS[name])
+    assert np.isfinite(X).all()
+    again = load_features(tmp_path)
+    assert again.name == name and again.config == ext.config
+    np.testing.assert_allclose(again.transform(images[:50]), X, rtol=1e-5, atol=1e-5)
+
+
+def test_simclr_features_are_unit_vectors(images):
+    ext = fit_features("simclr", images, seed=1, device="cpu", progress=False, **SMALL["simclr"])
+    np.testing.assert_allclose(np.linalg.norm(ext.transform(images[:20]), axis=1), 1, rtol=1e-5)
+
+
+def test_simclr_is_deterministic_on_cpu(images):
+    a = fit_features("simclr", images, seed=3, device="cpu", progress=False, **SMALL["simclr"])
+    b = fit_features("simclr", images, seed=3, device="cpu", progress=False, **SMALL["simclr"])
+    np.testing.assert_array_equal(a.transform(images[:10]), b.transform(images[:10]))
+
+
+def test_unknown_name_and_bad_images(images):
+    with pytest.raises(InvalidInputError, match="unknown features"):
+        fit_features("nope", images)
+    with pytest.raises(InvalidInputError, match="uint8 RGB"):
+        fit_features("simclr", images.astype(np.float32))
+
+
+def test_augment_gives_views_of_the_configured_size():
+    import torch
+
+    from aeclust.contrastive import ContrastiveConfig, augment
+
+    cfg = ContrastiveConfig(resolution=16)
+    x = torch.rand(8, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    v1, v2 = augment(x, cfg, g), augment(x, cfg, g)
+    assert v1.shape == (8, 3, 16, 16) and torch.isfinite(v1).all()
+    assert not torch.equal(v1, v2)
+
+
+def test_nt_xent_prefers_matching_pairs():
+    import torch
+
+    from aeclust.contrastive import nt_xent
+
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert nt_xent(z, z, 0.2) < nt_xent(z, z[torch.randperm(16)], 0.2)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_fit_without_out_dir(name, images):
+    ext = fit_features(name, images[:100], seed=0, device="cpu", progress=False, **SMALL[name])
+    assert ext.transform(images[:5]).shape == (5, DIMS[name])
