@@ -123,3 +123,14 @@ def test_train_then_encode_commands(cifar_dir, tmp_path):
 def test_report_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
+    out = tmp_path / "learned"
+    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), "--feature-sets", "pixels",
+                 "--features", "simclr", "--train-limit", "256", "--test-limit", "120", "--quiet"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert list(r["feature_sets"]) == ["pixels", "simclr"]
+    assert r["feature_sets"]["simclr"]["n_features"] == 256
+    assert (out / "simclr" / "model" / "features.json").is_file()
+    assert (out / "figures" / "clusters_simclr.png").is_file()

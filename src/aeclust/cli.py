@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "sub-folders give labels) or a .npy/.npz file")
     p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
                    help="comma-separated feature sets to compare: pixels, pixels-rgb, pca, codes, codes-rgb, "
-                        "or 'all' (default: pixels,codes — the study)")
+                        "simclr, kmeans-patches, or 'all' (default: pixels,codes — the study)")
+    p.add_argument("--features", metavar="NAME", action="append", default=[],
+                   help="add a learned feature set to the comparison: simclr (contrastive; the strongest here, "
+                        "see docs/features.md) or kmeans-patches; repeatable")
     p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for k-means and the autoencoder (default: 0)")
     _add_autoencoder_args(p)
@@ -193,12 +196,14 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
                    help="where to train: auto picks cuda when a GPU is present (default: auto)")
 
 
-def _feature_sets(text: str) -> tuple[str, ...]:
-    from .pipeline import FEATURE_SETS
+def _feature_sets(text: str, extra: list[str] = ()) -> tuple[str, ...]:
+    from .pipeline import FEATURE_SETS, LEARNED
 
-    if text.strip() == "all":
-        return tuple(FEATURE_SETS)
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    if text.strip() == "all":  # every cheap feature set; learned ones train for minutes, so only on request
+        names = [f for f in FEATURE_SETS if f not in LEARNED]
+    else:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+    return tuple(dict.fromkeys([*names, *extra]))
 
 
 def _autoencoder_kwargs(args) -> dict:
@@ -269,7 +274,7 @@ def _cmd_run(args) -> int:
     from .pipeline import RunConfig, run
 
     config = RunConfig(out=args.out, data_dir=args.data_dir, dataset=args.dataset,
-                       feature_sets=_feature_sets(args.feature_sets), k=args.k, seed=args.seed, device=args.device,
+                       feature_sets=_feature_sets(args.feature_sets, args.features), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
                        **_autoencoder_kwargs(args))

@@ -203,7 +203,11 @@ FEATURE_SETS = {
     "pca": "PCA of grayscale pixels",
     "codes": "autoencoder codes",
     "codes-rgb": "autoencoder codes (RGB input)",
+    # Learned features beside the study's autoencoder (aeclust.features), from RGB images.
+    "simclr": "contrastive (SimCLR-style) features",
+    "kmeans-patches": "k-means patch features (Coates & Ng)",
 }
+LEARNED = ("simclr", "kmeans-patches")
 DEFAULT_FEATURE_SETS = ("pixels", "codes")
 PCA_COMPONENTS = 50
 
@@ -333,7 +337,7 @@ def _check_feature_sets(config: RunConfig, data: _Data) -> tuple[str, ...]:
     if data.images is None:
         return ("features",)  # a ready-made matrix is clustered as it is
     if not data.is_rgb:
-        rgb = [f for f in wanted if f.endswith("-rgb")] + (["codes"] if config.color == "rgb" and "codes" in wanted else [])
+        rgb = [f for f in wanted if f.endswith("-rgb") or f in LEARNED] + (["codes"] if config.color == "rgb" and "codes" in wanted else [])
         if rgb:
             raise InvalidInputError(f"feature set(s) {', '.join(rgb)} need RGB images, but {data.name} is "
                                     f"grayscale; drop them or use --color gray")
@@ -419,6 +423,14 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
             X = preprocess(data.images, "gray")
             n = min(PCA_COMPONENTS, *X.shape)
             return pca(X, n), f"PCA of grayscale pixels ({n} components)"
+        if name in LEARNED:
+            from .features import fit_features
+
+            say(f"learning {name} features from {len(data.train_images)} images")
+            extractor = fit_features(name, data.train_images, seed=config.seed, device=config.device,
+                                     out_dir=run_dir / name / "model", progress=config.progress)
+            X = extractor.transform(data.images)
+            return X, f"{FEATURE_SETS[name]}, {X.shape[1]}-d"
         from .autoencoder import encode
 
         color = "rgb" if name == "codes-rgb" else config.color
