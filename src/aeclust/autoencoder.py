@@ -236,13 +236,15 @@ def _py(v: Any) -> Any:
 
 
 def _set_rng_states(states: dict[str, Any], shuffle: torch.Generator) -> None:
-    shuffle.set_state(states["shuffle"])
-    torch.set_rng_state(states["torch"])
+    # A checkpoint loaded with map_location="cuda" brings every tensor to the GPU; the
+    # generators want their states as CPU byte tensors.
+    shuffle.set_state(states["shuffle"].cpu())
+    torch.set_rng_state(states["torch"].cpu())
     name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), *rest))
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
 def save_checkpoint(path: str | os.PathLike, model: ConvAutoencoder, **extra: Any) -> None:
