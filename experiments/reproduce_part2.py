@@ -53,6 +53,7 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "rgb_tanh": ("RGB, tanh activations throughout, test-set codes", {"color": "rgb", "activation": "tanh"}, "test"),
     "rgb_k5": ("RGB, kernel size 5, test-set codes", {"color": "rgb", "kernel_size": 5}, "test"),
     "rgb_epochs1": ("RGB, 1 epoch instead of 10, test-set codes", {"color": "rgb", "epochs": 1}, "test"),
+    "rgb_epochs1_train": ("RGB, 1 epoch instead of 10, train-set codes", {"color": "rgb", "epochs": 1}, "train"),
     "rgb_adadelta": ("RGB, Adadelta lr 1e-3 (the Keras 2.3+ default), test-set codes",
                      {"color": "rgb", "optimizer": "adadelta", "lr": 1e-3}, "test"),
     "rgb_adadelta_train": ("RGB, Adadelta lr 1e-3 (the Keras 2.3+ default), train-set codes",
@@ -197,6 +198,9 @@ def render(rows: list[dict], path: Path = DOC, conclusion: str | None = None) ->
             f"| 0.1040 / 0.02 | {'**yes**' if s['match'] else 'no'} | {len(s['seeds'])} "
             f"({','.join(map(str, s['seeds']))}) | {statistics.fmean(s['train_seconds']):.0f} | {mse} |"
         )
+    not_run = [v for v in VARIANTS if v not in {s["variant"] for s in summary}]
+    if not_run:
+        lines += ["", "Defined in the script but not run yet: " + ", ".join(f"`{v}`" for v in not_run) + "."]
     lines += ["", "## Conclusion", ""]
     if conclusion is None:
         conclusion = auto_conclusion(summary)
