@@ -51,7 +51,7 @@ class ContrastiveConfig:
     jitter: float = 0.4  # strength of brightness, contrast and saturation jitter
     p_jitter: float = 0.8
     p_gray: float = 0.2
-    temperature: float = 0.2
+    temperature: float = 0.5  # 3 seeds: ACC 0.313, NMI 0.206; 0.2 gave 0.300, 0.198
     epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3  # Adam, cosine decay to 0 with one warm-up epoch

@@ -17,7 +17,8 @@ Entries:
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
-    A small convnet trained with a contrastive loss on augmented 16x16 views
+    A small convnet trained with a contrastive loss (temperature 0.5) on
+    augmented 16x16 views
     (:mod:`aeclust.contrastive`); 256 L2-normalised values. The best measured
     here (docs/features.md).
 ``kmeans-patches``
