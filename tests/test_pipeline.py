@@ -134,3 +134,14 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
     assert r["feature_sets"]["simclr"]["n_features"] == 256
     assert (out / "simclr" / "model" / "features.json").is_file()
     assert (out / "figures" / "clusters_simclr.png").is_file()
+
+
+def test_a_collapsed_autoencoder_is_flagged():
+    from aeclust.pipeline import RunConfig, _feature_warnings
+
+    rng = np.random.default_rng(0)
+    dead = np.zeros((50, 192), dtype=np.float32)
+    dead[:, :3] = rng.random((50, 3))
+    warnings = _feature_warnings("codes", dead, RunConfig(seed=2))
+    assert len(warnings) == 1 and "189 of the 192 code features are constant" in warnings[0]
+    assert _feature_warnings("codes", rng.random((50, 192)).astype(np.float32), RunConfig()) == []

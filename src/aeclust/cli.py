@@ -256,6 +256,9 @@ def _print_run_summary(results: dict, out: str) -> None:
         if ext:
             line += f"{ext['acc']:>8.3f}{ext['nmi']:>8.3f}"
         print(line)
+    for fs in results["feature_sets"].values():
+        for warning in fs.get("warnings", []):
+            print(f"  warning: {warning}")
     for trained in results.get("autoencoders", {}).values():
         hist = trained["history"]
         if hist:

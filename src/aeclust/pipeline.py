@@ -462,7 +462,9 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
                 out["external"] = external_scores(data.labels, labels)
             study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
             result = {"description": description, "n_features": int(X.shape[1]), **out,
-                      "study": study, "timings": dict(t)}
+                      "study": study, "timings": dict(t), "warnings": _feature_warnings(name, X, config)}
+            for warning in result["warnings"]:
+                say(f"warning: {warning}")
             stage.save(result)
         elif name.startswith("codes"):
             autoencoder("rgb" if name == "codes-rgb" else config.color)  # the report shows it
@@ -495,6 +497,20 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     results["timings"]["total"] = round(time.perf_counter() - started, 4)
     write_json(run_dir / "results.json", results)
     return results
+
+
+def _feature_warnings(name: str, X: np.ndarray, config: RunConfig) -> list[str]:
+    """What a person should know before trusting the numbers of one feature set."""
+    constant = int(np.count_nonzero(X.max(axis=0) == X.min(axis=0)))
+    if name.startswith("codes") and constant > X.shape[1] // 2:
+        # Seen with the study's ReLU autoencoder on some seeds: the code units die early in
+        # training, the decoder learns the mean image, and k-means splits a few outliers.
+        return [f"{constant} of the {X.shape[1]} code features are constant: the autoencoder collapsed "
+                f"(its ReLU units died in training, seed {config.seed}); its silhouette and Dunn describe "
+                f"a degenerate clustering. Try another --seed, or --code-activation linear"]
+    if constant:
+        return [f"{constant} of the {X.shape[1]} features of {name} are constant"]
+    return []
 
 
 def pca(X: np.ndarray, n_components: int) -> np.ndarray:

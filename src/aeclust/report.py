@@ -141,7 +141,7 @@ h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.35em .7em;text-align:right}
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.92em}
-.note{color:#555;font-size:.92em}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
+.note{color:#555;font-size:.92em}.warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em .8em}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
 pre{padding:.8em;overflow-x:auto;font-size:.85em}
 """
 
@@ -196,6 +196,9 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
              f"<style>{_CSS}</style></head><body>",
              f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
 
+    for fs in results.get("feature_sets", {}).values():
+        for warning in fs.get("warnings", []):
+            parts.append(f"<p class='warning'><strong>Warning:</strong> {html.escape(warning)}</p>")
     parts.append("<h2>Cluster quality</h2>")
     parts.append("<table id='metrics'><thead><tr><th>features</th><th>dims</th>"
                  "<th>silhouette</th><th>study</th><th>Dunn</th><th>study</th>"
