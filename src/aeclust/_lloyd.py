@@ -84,6 +84,23 @@ def move_points(
     sums += delta.T @ rows
 
 
+def pick_donors(order, labels: np.ndarray, counts: np.ndarray, n_empty: int) -> list[int]:
+    """The first ``n_empty`` points in ``order`` whose clusters can spare one (more than one point).
+
+    ``order`` ranks the points farthest from their centre first: they re-seed empty
+    clusters. ``counts`` is not changed.
+    """
+    left = counts.copy()
+    donors = []
+    for p in order:
+        if left[labels[p]] > 1:
+            donors.append(p)
+            left[labels[p]] -= 1
+            if len(donors) == n_empty:
+                break
+    return donors
+
+
 def update_centers(
     X: np.ndarray,
     labels: np.ndarray,
@@ -106,14 +123,7 @@ def update_centers(
         labels = labels.copy()
         # Distance of each point to its own centre; the farthest points seed the empty clusters,
         # which is what lowers the inertia the most (and what scikit-learn does).
-        far = np.argsort(-(best + x_sq), kind="stable")
-        donors = []
-        for p in far:
-            if counts[labels[p]] > 1:
-                donors.append(p)
-                counts[labels[p]] -= 1
-                if len(donors) == n_empty:
-                    break
+        donors = pick_donors(np.argsort(-(best + x_sq), kind="stable"), labels, counts, n_empty)
         for e, p in zip(np.flatnonzero(counts == 0)[: len(donors)], donors):
             labels[p] = e
         counts = np.bincount(labels, minlength=n_clusters)

@@ -357,15 +357,7 @@ class _Chunks:
             rows = np.concatenate([f[1] for f in found])
             labels = np.concatenate([f[2] for f in found])
             points = np.concatenate([f[3] for f in found])
-            order = np.lexsort((rows, -dist))
-            left = counts.copy()
-            donors = []
-            for p in order:
-                if left[labels[p]] > 1:
-                    donors.append(p)
-                    left[labels[p]] -= 1
-                    if len(donors) == n_empty:
-                        break
+            donors = _lloyd.pick_donors(np.lexsort((rows, -dist)), labels, counts, n_empty)
             for e, p in zip(np.flatnonzero(counts == 0)[: len(donors)], donors):
                 sums[labels[p]] -= points[p].astype(np.float64)
                 sums[e] += points[p].astype(np.float64)
