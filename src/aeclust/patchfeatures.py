@@ -13,7 +13,6 @@ on the training images), each scaled to unit variance (``whiten``), for k-means.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._io import atomic_open, write_json
+from ._io import atomic_open
 from .autoencoder import _threads
 from .errors import AeclustError, InvalidInputError
 from .kmeans import ConvergenceWarning, KMeans

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -363,7 +363,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     run_dir = Path(config.out)
     # Options that cannot work fail now, not after the first stages have run.
     check_k(config.k)
-    ae_config = config.autoencoder_config()
+    config.autoencoder_config()  # raises on invalid autoencoder options
     ae.resolve_device(config.device)
     check_writable(run_dir)
     remove_stale_temp_files(run_dir)
