@@ -11,7 +11,7 @@ SMALL = {
     "simclr": {"epochs": 1, "batch_size": 64, "widths": [8, 16, 16, 32], "proj_dim": 8},
     "kmeans-patches": {"n_atoms": 16, "n_patches": 2000, "pca": 10, "pca_images": 100},
 }
-DIMS = {"ae": 192, "simclr": 32, "kmeans-patches": 10}
+DIMS = {"ae": 192, "simclr": 8, "kmeans-patches": 10}  # simclr: the projection head's output
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,59 @@ def test_nt_xent_prefers_matching_pairs():
 def test_fit_without_out_dir(name, images):
     ext = fit_features(name, images[:100], seed=0, device="cpu", progress=False, **SMALL[name])
     assert ext.transform(images[:5]).shape == (5, DIMS[name])
+
+
+def _tiny_contrastive(images, **over):
+    from aeclust.contrastive import ContrastiveConfig, train_contrastive
+
+    cfg = ContrastiveConfig(**{**SMALL["simclr"], "n_clusters": 4, **over})
+    return train_contrastive(cfg, images[:128], None, device="cpu", progress=False).model
+
+
+def test_contrastive_outputs(images):
+    from aeclust.contrastive import encode
+
+    model = _tiny_contrastive(images)
+    enc, proj, clu = (encode(model, images[:20], output=o) for o in ("encoder", "projection", "clusters"))
+    assert enc.shape == (20, 32) and proj.shape == (20, 8) and clu.shape == (20, 4)
+    np.testing.assert_allclose(np.linalg.norm(enc, axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(proj, axis=1), 1, rtol=1e-5)
+    assert (clu >= 0).all()
+    np.testing.assert_allclose(clu.sum(1), 1, rtol=1e-5)
+    with pytest.raises(InvalidInputError, match="output must be one of"):
+        encode(_tiny_contrastive(images, n_clusters=0), images[:2], output="clusters")
+
+
+def test_mirror_encoding_is_mirror_invariant(images):
+    from aeclust.contrastive import encode
+
+    model = _tiny_contrastive(images, mirror=True, output="projection")
+    a = encode(model, images[:10])
+    b = encode(model, np.ascontiguousarray(images[:10, :, ::-1]))  # each image left-right mirrored
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    plain = encode(_tiny_contrastive(images, output="projection"), images[:10])
+    assert not np.allclose(a, plain)
+
+
+def test_cluster_loss_prefers_views_that_agree():
+    import torch
+
+    from aeclust.contrastive import cluster_loss
+
+    logits = 5 * torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    shuffled = logits[torch.randperm(64, generator=torch.Generator().manual_seed(1))][:, torch.randperm(10)]
+    assert cluster_loss(logits, logits, 1.0) < cluster_loss(logits, shuffled, 1.0)
+    # one cluster taking every image costs more than the balanced assignment above (the entropy term)
+    collapsed = torch.zeros(64, 10)
+    collapsed[:, 0] = 20
+    assert cluster_loss(collapsed, collapsed, 1.0) > cluster_loss(logits, logits, 1.0)
+
+
+@pytest.mark.parametrize("bad, match", [({"output": "pixels"}, "output must be one of"),
+                                        ({"output": "clusters", "n_clusters": 0}, "clusters needs n_clusters"),
+                                        ({"n_clusters": 1}, "n_clusters must be 0 or >= 2")])
+def test_contrastive_config_rejects(bad, match):
+    from aeclust.contrastive import ContrastiveConfig
+
+    with pytest.raises(InvalidInputError, match=match):
+        ContrastiveConfig(**bad)

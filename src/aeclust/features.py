@@ -17,10 +17,10 @@ Entries:
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
-    A small convnet trained with a contrastive loss (temperature 0.5) on
-    augmented 16x16 views
-    (:mod:`aeclust.contrastive`); 256 L2-normalised values. The best measured
-    here (docs/features.md).
+    A small convnet trained for 40 epochs on augmented 16x16 views with two
+    contrastive losses, one between images (SimCLR) and one between clusters
+    (Contrastive Clustering) (:mod:`aeclust.contrastive`); the projection
+    head's 64 L2-normalised values. The best measured here (docs/features.md).
 ``kmeans-patches``
     Single-layer k-means patch features (:mod:`aeclust.patchfeatures`), a
     classical baseline; 50 whitened principal components.
@@ -99,7 +99,8 @@ class ContrastiveFeatures:
         from .contrastive import ContrastiveConfig, train_contrastive
 
         config = ContrastiveConfig(**{"seed": seed, **overrides})
-        res = train_contrastive(config, images, out_dir, device=device, progress=progress)
+        # All of torch's threads (one per core): the result repeats exactly for a given thread count.
+        res = train_contrastive(config, images, out_dir, device=device, progress=progress, num_threads=None)
         return cls(res.model, device)
 
     @classmethod
