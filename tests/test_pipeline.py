@@ -131,8 +131,9 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
                  "--features", "simclr", "--train-limit", "256", "--test-limit", "120", "--quiet"]) == 0
     r = json.loads((out / "results.json").read_text())
     assert list(r["feature_sets"]) == ["pixels", "simclr"]
-    assert r["feature_sets"]["simclr"]["n_features"] == 256
-    assert (out / "simclr" / "model" / "features.json").is_file()
+    assert r["feature_sets"]["simclr"]["n_features"] == 64  # the projection head's output
+    meta = json.loads((out / "simclr" / "model" / "features.json").read_text())
+    assert meta["config"]["n_clusters"] == r["config"]["k"]
     assert (out / "figures" / "clusters_simclr.png").is_file()
 
 

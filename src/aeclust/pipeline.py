@@ -204,7 +204,7 @@ FEATURE_SETS = {
     "codes": "autoencoder codes",
     "codes-rgb": "autoencoder codes (RGB input)",
     # Learned features beside the study's autoencoder (aeclust.features), from RGB images.
-    "simclr": "contrastive (SimCLR-style) features",
+    "simclr": "contrastive features (SimCLR with a cluster head)",
     "kmeans-patches": "k-means patch features (Coates & Ng)",
 }
 LEARNED = ("simclr", "kmeans-patches")
@@ -427,8 +427,10 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
             from .features import fit_features
 
             say(f"learning {name} features from {len(data.train_images)} images")
+            # simclr's cluster head learns as many clusters as k-means will look for (none for k = 1).
+            overrides = {"n_clusters": config.k if config.k >= 2 else 0} if name == "simclr" else {}
             extractor = fit_features(name, data.train_images, seed=config.seed, device=config.device,
-                                     out_dir=run_dir / name / "model", progress=config.progress)
+                                     out_dir=run_dir / name / "model", progress=config.progress, **overrides)
             X = extractor.transform(data.images)
             return X, f"{FEATURE_SETS[name]}, {X.shape[1]}-d"
         from .autoencoder import encode
