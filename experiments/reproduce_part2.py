@@ -229,7 +229,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--data-dir", default="/work/shared/data/cifar10")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default: AECLUST_DATA, else aeclust's cache)")
     p.add_argument("--model-dir", default=str(ROOT / "runs" / "reproduce_part2"))
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--render-only", action="store_true", help="only regenerate docs/reproduction.md")
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
 
     from aeclust.datasets import load_cifar10
 
-    data = load_cifar10(args.data_dir, split="both", download=False, progress=False)
+    data = load_cifar10(args.data_dir, split="both", download=True, progress=False)
     results.parent.mkdir(parents=True, exist_ok=True)
     for name, seed in todo:
         t0 = time.perf_counter()

@@ -20,13 +20,13 @@ from aeclust.kmeans import KMeans
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results" / "features.jsonl"
-DATA = os.environ.get("AECLUST_CIFAR10", "/work/shared/data/cifar10")
 
 
 def load():
+    """CIFAR-10 from where aeclust looks for it (AECLUST_DATA, else its cache), downloaded if missing."""
     from aeclust.datasets import load_cifar10
 
-    return load_cifar10(DATA, split="both", download=False, progress=False)
+    return load_cifar10(None, split="both", progress=False)
 
 
 def acc(y, c) -> float:

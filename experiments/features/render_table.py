@@ -30,6 +30,23 @@ def f3(v):
     return "–" if v is None else f"{v:.3f}"
 
 
+def label(r):
+    """A final row's name: for ``simclr``, the settings that tell its runs apart."""
+    c = r["config"]
+    if r.get("features") != "simclr":
+        return f"`{r['variant']}`"
+    parts = [f"{c['epochs']} epochs", f"temperature {c['temperature']}", f"{c.get('output', 'encoder')} output"]
+    if c.get("n_clusters"):
+        parts.append(f"cluster head ({c['n_clusters']})")
+    if c.get("mirror"):
+        parts.append("mirror-averaged")
+    from aeclust.contrastive import ContrastiveConfig
+
+    default = {k: v for k, v in ContrastiveConfig().to_dict().items() if k != "seed"}
+    is_default = all(c.get(k) == v for k, v in default.items())
+    return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
+
+
 def minutes(s):
     return f"{statistics.mean(s) / 60:.1f}"
 
@@ -38,23 +55,26 @@ def main():
     rows = [json.loads(l) for l in RESULTS.read_text().splitlines() if l.strip()]
     final, screen = defaultdict(list), []
     for r in rows:
-        (screen.append(r) if r.get("screen") else final[r["variant"]].append(r))
-    out = ["| features | seeds | ACC | NMI | ARI | training, min (wall) | training, CPU min | load avg |",
-           "|---|---|---|---|---|---|---|---|"]
+        (screen.append(r) if r.get("screen") else final[label(r)].append(r))
+    out = ["| features | seeds | ACC | NMI | ARI | training, min (wall) | training, CPU min | threads | load avg |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for name, rs in sorted(final.items(), key=lambda kv: -statistics.mean(r["acc"] for r in kv[1])):
         load = [r["load_avg_before"][1] for r in rs] + [r["load_avg_after"][1] for r in rs]
         out.append(
-            f"| `{name}` | {len(rs)} | {ms([r['acc'] for r in rs])} | {ms([r['nmi'] for r in rs])} | "
+            f"| {name} | {len(rs)} | {ms([r['acc'] for r in rs])} | {ms([r['nmi'] for r in rs])} | "
             f"{ms([r['ari'] for r in rs])} | {minutes([r['train_seconds'] for r in rs])} | "
-            f"{minutes([r['train_cpu_seconds'] for r in rs])} | {min(load):.1f}–{max(load):.1f} |"
+            f"{minutes([r['train_cpu_seconds'] for r in rs])} | {'/'.join(sorted({str(r['threads']) for r in rs}))} | "
+            f"{min(load):.1f}–{max(load):.1f} |"
         )
     for name, a, n, ari, t in LITERATURE:
-        out.append(f"| {name} | – | {a} | {n} | {ari} | {t} | – | – |")
+        out.append(f"| {name} | – | {a} | {n} | {ari} | {t} | – | – | – |")
     sout = ["| variant | seed | ACC | NMI | ARI | training, s (wall) | notes |", "|---|---|---|---|---|---|---|"]
     for r in screen:
         note = r.get("note", "")
         if "config" in r and "epochs" in r["config"]:
             note = (note + f" epochs={r['config']['epochs']}").strip()
+            if r["config"].get("n_clusters"):
+                note += f", cluster head ({r['config']['n_clusters']})"
         sout.append(f"| `{r['variant']}` | {r['seed']} | {f3(r['acc'])} | {f3(r['nmi'])} | {f3(r['ari'])} | "
                     f"{r.get('train_seconds', '–')} | {note} |")
     doc = DOC.read_text()

@@ -20,9 +20,12 @@ ap = argparse.ArgumentParser()
 ap.add_argument("name"); ap.add_argument("seed", type=int); ap.add_argument("config", nargs="*")
 ap.add_argument("--tag", default=None); ap.add_argument("--device", default="cpu")
 ap.add_argument("--out", default=None)
+ap.add_argument("--also-output", action="append", default=[],
+                help="simclr: judge this output of the same model too (a row of its own)")
+ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: one per core)")
 a = ap.parse_args()
 config = {k: json.loads(v) for k, v in (s.split("=", 1) for s in a.config)}
-torch.set_num_threads(1)
+torch.set_num_threads(a.threads)
 d = load()
 load_before = [round(x, 2) for x in os.getloadavg()]
 c0, t0 = time.process_time(), time.perf_counter()
@@ -32,9 +35,17 @@ load_after = [round(x, 2) for x in os.getloadavg()]
 t1 = time.perf_counter()
 X = ext.transform(d.test_images)
 t_enc = time.perf_counter() - t1
-r = judge(X, d.test_labels, seed=a.seed, n_init=10)
-log({"variant": a.tag or a.name, "features": a.name, "config": ext.config.to_dict(), "seed": a.seed, **r,
-     "dim": int(X.shape[1]), "train_seconds": round(t_train, 1), "train_cpu_seconds": round(c_train, 1),
-     "encode_seconds": round(t_enc, 1), "device": a.device, "threads": 1,
-     "load_avg_before": load_before, "load_avg_after": load_after,
-     "train_data": "CIFAR-10 train (50,000, no labels)", "eval_data": "CIFAR-10 test (10,000)"})
+for output in [None, *a.also_output]:
+    if output is not None:
+        from aeclust.contrastive import encode
+
+        t1 = time.perf_counter()
+        X = encode(ext.model, d.test_images, output=output, device=a.device)
+        t_enc = time.perf_counter() - t1
+    r = judge(X, d.test_labels, seed=a.seed, n_init=10)
+    cfg = ext.config.to_dict() if output is None else {**ext.config.to_dict(), "output": output}
+    log({"variant": a.tag or a.name, "features": a.name, "config": cfg, "seed": a.seed, **r,
+         "dim": int(X.shape[1]), "train_seconds": round(t_train, 1), "train_cpu_seconds": round(c_train, 1),
+         "encode_seconds": round(t_enc, 1), "device": a.device, "threads": a.threads,
+         "load_avg_before": load_before, "load_avg_after": load_after,
+         "train_data": "CIFAR-10 train (50,000, no labels)", "eval_data": "CIFAR-10 test (10,000)"})

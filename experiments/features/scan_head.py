@@ -47,7 +47,7 @@ if __name__ == "__main__":
     m = load_model(f"{model_dir}/model.pt")
     t0 = time.perf_counter()
     n_mine = 20000  # neighbours among the first 20,000 training images, to keep it cheap on a busy CPU
-    ftr = encode(m, d.train_images[:n_mine]); fte = encode(m, d.test_images)
+    ftr = encode(m, d.train_images[:n_mine], output="encoder"); fte = encode(m, d.test_images, output="encoder")
     t_enc = time.perf_counter() - t0
     base = judge(fte, d.test_labels, seed=seed, n_init=10)
     log({"variant": "simclr (frozen) k-means", "seed": seed, **base, "screen": True, "note": model_dir})

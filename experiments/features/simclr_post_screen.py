@@ -11,9 +11,9 @@ from scan_head import scan_head
 warnings.filterwarnings("ignore"); torch.set_num_threads(1)
 model_dir, seed = sys.argv[1], int(sys.argv[2])
 d = load(); m = load_model(f"{model_dir}/model.pt")
-te_head = encode(m, d.test_images, head=True)
+te_head = encode(m, d.test_images, output="projection")
 log({"variant": "simclr projection-head output, k-means", "seed": seed, **judge(te_head, d.test_labels, seed=seed, n_init=10), "screen": True, "note": model_dir})
-tr, te = encode(m, d.train_images[:20000]), encode(m, d.test_images)
+tr, te = encode(m, d.train_images[:20000], output="encoder"), encode(m, d.test_images, output="encoder")
 mu = tr.mean(0); _, S, Vt = np.linalg.svd(tr - mu, full_matrices=False)
 for dims in (32, 64):
     P = Vt[:dims].T / (S[:dims] / np.sqrt(len(tr)))
