@@ -135,6 +135,8 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
     meta = json.loads((out / "simclr" / "model" / "features.json").read_text())
     assert meta["config"]["n_clusters"] == r["config"]["k"]
     assert (out / "figures" / "clusters_simclr.png").is_file()
+    assert (out / "figures" / "loss_curve_simclr.png").is_file()  # the training loss, shown in the report
+    assert "id='fig-loss-simclr'" in (out / "report.html").read_text()
 
 
 def test_a_collapsed_autoencoder_is_flagged():

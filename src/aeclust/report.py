@@ -56,6 +56,21 @@ def plot_loss_curve(history: list[dict], path: Path, *, n_train: int | None = No
     return _save(fig, path)
 
 
+def plot_training_loss(history: list[dict], path: Path, *, title: str) -> Path:
+    """A learned feature's training loss per epoch (``history`` rows with ``epoch`` and ``loss``)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], "o-", markersize=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path) -> Path:
     """Originals (top row) above their reconstructions (bottom row)."""
     plt = _pyplot()
@@ -304,6 +319,17 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
                                  f"The {'x'.join(map(str, codes.shape[1:]))} codes of five images, "
                                  f"each channel shown as an image"))
 
+    # Learned features (aeclust.features) leave their training history beside their weights.
+    learned_figs = []
+    for name, fs in results["feature_sets"].items():
+        history_path = run_dir / name / "model" / "history.json"
+        if history_path.is_file():
+            history = json.loads(history_path.read_text())
+            if history and all("loss" in h for h in history):
+                path = plot_training_loss(history, fig_dir / f"loss_curve_{name}.png",
+                                          title=f"Training loss: {name}")
+                learned_figs.append((f"loss-{name}", path, f"Training loss per epoch of {fs['description']}"))
+
     cluster_figs, confusion_figs = [], []
     class_names = results.get("config", {}).get("class_names")
     for name, fs in results["feature_sets"].items():
@@ -322,6 +348,6 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
             confusion_figs.append((f"confusion-{name}", path,
                                    f"How the true classes spread over the clusters of {fs['description']}"))
 
-    sections = [("Autoencoder", autoencoder_figs), ("Clusters", cluster_figs),
+    sections = [("Autoencoder", autoencoder_figs), ("Learned features", learned_figs), ("Clusters", cluster_figs),
                 ("Clusters against classes", confusion_figs)]
     return write_report(run_dir, results, sections)
