@@ -131,3 +131,35 @@ def test_contrastive_config_rejects(bad, match):
 
     with pytest.raises(InvalidInputError, match=match):
         ContrastiveConfig(**bad)
+
+
+def test_a_version_1_model_loads_as_it_was_saved(images, tmp_path):
+    """Models written before the cluster head existed keep their meaning: no cluster head, encoder output."""
+    import torch
+
+    from aeclust.contrastive import encode, load_model, save_model
+
+    model = _tiny_contrastive(images, n_clusters=0, output="encoder")
+    save_model(tmp_path / "model.pt", model)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    for key in ("n_clusters", "cluster_temperature", "output", "mirror"):
+        del state["config"][key]
+    state["version"] = 1
+    torch.save(state, tmp_path / "model.pt")
+    old = load_model(tmp_path / "model.pt")
+    assert old.cluster_head is None and old.config.output == "encoder"
+    np.testing.assert_array_equal(encode(old, images[:5]), encode(model, images[:5]))
+
+
+def test_weights_that_do_not_fit_the_config_are_a_clear_error(images, tmp_path):
+    import torch
+
+    from aeclust.contrastive import load_model, save_model
+    from aeclust.errors import AeclustError
+
+    save_model(tmp_path / "model.pt", _tiny_contrastive(images))
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state["config"]["n_clusters"] = 0  # the weights still hold a cluster head
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(AeclustError, match="do not fit its config"):
+        load_model(tmp_path / "model.pt")

@@ -40,7 +40,9 @@ from .autoencoder import _reproducible, _threads, resolve_device
 from .errors import AeclustError, InvalidInputError
 
 CHECKPOINT_FORMAT = "aeclust.contrastive"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Version 1 models predate the cluster head and the output choice: they were read as these settings.
+_VERSION_1_CONFIG = {"n_clusters": 0, "cluster_temperature": 1.0, "output": "encoder", "mirror": False}
 OUTPUTS = ("encoder", "projection", "clusters")
 
 # -----------------------------------------------------------------------------
@@ -270,10 +272,16 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         raise AeclustError(f"cannot read contrastive model {path}: {e}") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise AeclustError(f"{path} is not an aeclust contrastive model")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise AeclustError(f"{path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}")
-    model = ContrastiveNet(ContrastiveConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    version, config = state.get("version"), state.get("config")
+    if version not in (1, CHECKPOINT_VERSION):
+        raise AeclustError(f"{path} has version {version}; this aeclust reads versions 1 and {CHECKPOINT_VERSION}")
+    if version == 1:
+        config = {**_VERSION_1_CONFIG, **config}
+    model = ContrastiveNet(ContrastiveConfig.from_dict(config))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise AeclustError(f"the weights in {path} do not fit its config: {e}") from e
     return model.to(resolve_device(device)).eval()
 
 
