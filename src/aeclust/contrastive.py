@@ -388,10 +388,9 @@ def encode(
     """
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    config = model.config
-    output = config.output if output is None else output
-    if output not in OUTPUTS or (output == "clusters" and model.cluster_head is None):
-        raise InvalidInputError(f"output must be one of {', '.join(OUTPUTS)} (clusters needs a cluster head), got {output!r}")
+    # The config with this output: its validation refuses an unknown output, or "clusters" without a head.
+    config = model.config if output is None else replace(model.config, output=output)
+    output = config.output
     layer = {"encoder": nn.Identity(), "projection": model.head, "clusters": model.cluster_head}[output]
     x = images_to_tensor(images)
     out = []
@@ -404,5 +403,4 @@ def encode(
             else:
                 h = F.normalize(sum(layer(model.encoder(u)) for u in views), dim=1)
             out.append(h.cpu())
-    dim = replace(config, output=output).feature_dim
-    return torch.cat(out).numpy() if out else np.zeros((0, dim), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, config.feature_dim), dtype=np.float32)

@@ -427,10 +427,11 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
             from .features import fit_features
 
             say(f"learning {name} features from {len(data.train_images)} images")
-            # simclr's cluster head learns as many clusters as k-means will look for (none for k = 1).
-            overrides = {"n_clusters": config.k if config.k >= 2 else 0} if name == "simclr" else {}
+            # simclr's cluster head learns as many clusters as k-means will look for (check_k made k >= 2).
+            feature_config = {"n_clusters": config.k} if name == "simclr" else {}
             extractor = fit_features(name, data.train_images, seed=config.seed, device=config.device,
-                                     out_dir=run_dir / name / "model", progress=config.progress, **overrides)
+                                     out_dir=run_dir / name / "model", progress=config.progress,
+                                     **feature_config)
             X = extractor.transform(data.images)
             return X, f"{FEATURE_SETS[name]}, {X.shape[1]}-d"
         from .autoencoder import encode

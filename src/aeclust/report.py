@@ -35,39 +35,25 @@ def _show(ax, image: np.ndarray) -> None:
 
 
 def plot_loss_curve(history: list[dict], path: Path, *, n_train: int | None = None,
-                    n_test: int | None = None) -> Path:
-    """Train and held-out loss per epoch."""
+                    n_test: int | None = None, key: str = "train_loss",
+                    title: str = "Autoencoder reconstruction loss", ylabel: str = "mean squared error") -> Path:
+    """Training loss (``history[i][key]``) per epoch, and the held-out ``test_loss`` where every epoch has one."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-",
+    ax.plot(epochs, [h[key] for h in history], "o-",
             label="train" + (f" ({n_train:,} images)" if n_train else ""))
     if all(h.get("test_loss") is not None for h in history):
         ax.plot(epochs, [h["test_loss"] for h in history], "s--",
                 label="held-out test" + (f" ({n_test:,} images)" if n_test else ""))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared error")
-    ax.set_title("Autoencoder reconstruction loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_training_loss(history: list[dict], path: Path, *, title: str) -> Path:
-    """A learned feature's training loss per epoch (``history`` rows with ``epoch`` and ``loss``)."""
-    from matplotlib.ticker import MaxNLocator
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], "o-", markersize=3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    ax.legend()
     return _save(fig, path)
 
 
@@ -326,8 +312,8 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
         if history_path.is_file():
             history = json.loads(history_path.read_text())
             if history and all("loss" in h for h in history):
-                path = plot_training_loss(history, fig_dir / f"loss_curve_{name}.png",
-                                          title=f"Training loss: {name}")
+                path = plot_loss_curve(history, fig_dir / f"loss_curve_{name}.png", key="loss",
+                                       title=f"Training loss: {name}", ylabel="training loss")
                 learned_figs.append((f"loss-{name}", path, f"Training loss per epoch of {fs['description']}"))
 
     cluster_figs, confusion_figs = [], []
