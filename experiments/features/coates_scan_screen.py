@@ -7,16 +7,11 @@ then L2-normalised for neighbour mining.
 import sys, warnings
 import numpy as np, torch
 import torch.nn.functional as F
-from common import judge, load, log
+from common import judge, load, log, patch_pca
 from scan_head import scan_head
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-ftr, fte = np.load("/tmp/feat/coates_K256_tr.npy"), np.load("/tmp/feat/coates_K256_te.npy")
-m, s = ftr.mean(0), ftr.std(0) + 1e-6
-_, S, Vt = np.linalg.svd((ftr - m) / s, full_matrices=False)
-P = Vt[:50].T / (S[:50] / np.sqrt(len(ftr)))
-tr, te = ((ftr - m) / s) @ P, ((fte - m) / s) @ P
-tr /= np.linalg.norm(tr, axis=1, keepdims=True); te /= np.linalg.norm(te, axis=1, keepdims=True)
+tr, te = patch_pca()
 d = load()
 r = judge(te.astype(np.float32), d.test_labels, seed=0, n_init=10)
 log({"variant": "coates-K256-pca50-white-l2", "seed": 0, **r, "screen": True})

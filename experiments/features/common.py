@@ -41,12 +41,27 @@ def judge(features: np.ndarray, labels: np.ndarray, *, seed: int, n_init: int = 
     """k-means (k=10, k-means++, aeclust's own) on the features, scored against the labels."""
     t0 = time.perf_counter()
     c = KMeans(10, init="k-means++", n_init=n_init, random_state=seed).fit(features).labels_
+    return {**scores(labels, c), "kmeans_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def scores(labels: np.ndarray, clusters: np.ndarray) -> dict:
+    """ACC, NMI and ARI of the clusters against the labels."""
     return {
-        "acc": acc(labels, c),
-        "nmi": float(normalized_mutual_info_score(labels, c)),
-        "ari": float(adjusted_rand_score(labels, c)),
-        "kmeans_seconds": round(time.perf_counter() - t0, 2),
+        "acc": acc(labels, clusters),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
     }
+
+
+def patch_pca(k: int = 256, dims: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """coates_screen.py's saved patch features (10,000 training, 10,000 test images), standardised and
+    projected on ``dims`` whitened principal components of the training part, each row L2-normalised."""
+    ftr, fte = np.load(f"/tmp/feat/coates_K{k}_tr.npy"), np.load(f"/tmp/feat/coates_K{k}_te.npy")
+    m, s = ftr.mean(0), ftr.std(0) + 1e-6
+    _, S, Vt = np.linalg.svd((ftr - m) / s, full_matrices=False)
+    P = Vt[:dims].T / (S[:dims] / np.sqrt(len(ftr)))
+    tr, te = ((ftr - m) / s) @ P, ((fte - m) / s) @ P
+    return (tr / np.linalg.norm(tr, axis=1, keepdims=True), te / np.linalg.norm(te, axis=1, keepdims=True))
 
 
 def machine() -> dict:

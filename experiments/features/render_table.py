@@ -30,6 +30,15 @@ def f3(v):
     return "–" if v is None else f"{v:.3f}"
 
 
+def _simclr_default():
+    from aeclust.contrastive import ContrastiveConfig
+
+    return {k: v for k, v in ContrastiveConfig().to_dict().items() if k != "seed"}
+
+
+SIMCLR_DEFAULT = _simclr_default()  # the settings of `simclr` as aeclust trains it now
+
+
 def label(r):
     """A final row's name: for ``simclr``, the settings that tell its runs apart."""
     c = r["config"]
@@ -40,10 +49,7 @@ def label(r):
         parts.append(f"cluster head ({c['n_clusters']})")
     if c.get("mirror"):
         parts.append("mirror-averaged")
-    from aeclust.contrastive import ContrastiveConfig
-
-    default = {k: v for k, v in ContrastiveConfig().to_dict().items() if k != "seed"}
-    is_default = all(c.get(k) == v for k, v in default.items())
+    is_default = all(c.get(k) == v for k, v in SIMCLR_DEFAULT.items())
     return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
 
 

@@ -1,15 +1,10 @@
 """Screen the SCAN-style head's learning rate and entropy weight on k-means patch features (argmax clusters)."""
 import numpy as np, torch, torch.nn.functional as F, warnings
-from common import load, acc
+from common import load, acc, patch_pca
 from scan_head import scan_head
 from sklearn.metrics import normalized_mutual_info_score as nmi
 warnings.filterwarnings("ignore"); torch.set_num_threads(1)
-ftr, fte = np.load("/tmp/feat/coates_K256_tr.npy"), np.load("/tmp/feat/coates_K256_te.npy")
-m, s = ftr.mean(0), ftr.std(0) + 1e-6
-_, S, Vt = np.linalg.svd((ftr - m) / s, full_matrices=False)
-P = Vt[:50].T / (S[:50] / np.sqrt(len(ftr)))
-tr, te = ((ftr - m) / s) @ P, ((fte - m) / s) @ P
-tr /= np.linalg.norm(tr, axis=1, keepdims=True); te /= np.linalg.norm(te, axis=1, keepdims=True)
+tr, te = patch_pca()
 y = load().test_labels
 for lr, ew in ((1e-2, 5.0), (1e-2, 2.0), (3e-2, 2.0)):
     h = scan_head(tr.astype(np.float32), seed=0, k=20, epochs=30, n_mine=10000, lr=lr, entropy_w=ew)

@@ -3,7 +3,7 @@
 Usage: simclr_screen.py SEED EPOCHS [key=value ...]   (keys of ContrastiveConfig)
 """
 import json, os, sys, time, warnings
-import numpy as np, torch
+import numpy as np
 from common import load, judge, log
 from aeclust.contrastive import ContrastiveConfig, train_contrastive, encode
 warnings.filterwarnings("ignore")
@@ -29,17 +29,10 @@ for head in (False, True):
          "train_seconds": round(t_train, 1), "encode_seconds": round(t_enc, 1), "device": device,
          "final_loss": res.history[-1]["loss"], "screen": True})
 if cfg.n_clusters:  # the cluster head's probabilities, clustered by k-means, and its argmax as it is
-    from aeclust.contrastive import _resize_for_encoding, images_to_tensor
-    from common import acc
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-    m = res.model.eval()
-    with torch.no_grad():
-        x = images_to_tensor(d.test_images)
-        p = torch.cat([m.cluster_head(m.encoder(_resize_for_encoding(x[i:i + 500], cfg.resolution))).softmax(1)
-                       for i in range(0, len(x), 500)]).numpy()
+    from common import scores
+    p = encode(res.model, d.test_images, output="clusters", device=device)
     log({"variant": f"{tag}-cluster-probs", "config": cfg.to_dict(), "seed": seed,
          **judge(p, d.test_labels, seed=seed, n_init=5), "train_seconds": round(t_train, 1), "screen": True})
     c = p.argmax(1)
-    log({"variant": f"{tag}-cluster-argmax", "config": cfg.to_dict(), "seed": seed, "acc": acc(d.test_labels, c),
-         "nmi": float(normalized_mutual_info_score(d.test_labels, c)), "ari": float(adjusted_rand_score(d.test_labels, c)),
+    log({"variant": f"{tag}-cluster-argmax", "config": cfg.to_dict(), "seed": seed, **scores(d.test_labels, c),
          "clusters_used": int(len(np.unique(c))), "train_seconds": round(t_train, 1), "screen": True})
