@@ -4,7 +4,7 @@ Raw features of 10,000 training and the 10,000 test images, standardised and
 projected on 50 whitened principal components learned on the training part,
 then L2-normalised for neighbour mining.
 """
-import sys, warnings
+import warnings
 import numpy as np, torch
 import torch.nn.functional as F
 from common import judge, load, log, patch_pca

@@ -6,7 +6,7 @@ Dictionary and PCA are learned on training images only; k-means clusters the
 import sys, time
 import numpy as np, torch
 import torch.nn.functional as F
-from common import load, judge, log, machine
+from common import load, judge, log
 from aeclust.kmeans import KMeans
 import warnings; warnings.filterwarnings("ignore")
 

@@ -8,7 +8,7 @@ and ACC, NMI and ARI compare the clusters with the test labels. One row goes to
 experiments/results/features.jsonl with the wall-clock and CPU seconds of the
 training and the load average of the machine before and after.
 """
-import argparse, json, os, resource, sys, time, warnings
+import argparse, json, os, time, warnings
 
 import torch
 from common import judge, load, log

@@ -9,7 +9,7 @@ probabilities on the test images are the features k-means clusters. Labels are
 used for scoring only.
 """
 import sys, time, warnings
-import numpy as np, torch
+import torch
 import torch.nn.functional as F
 from common import judge, load, log
 from aeclust.contrastive import encode, load_model
