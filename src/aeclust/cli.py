@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "simclr, kmeans-patches, or 'all' (default: pixels,codes — the study)")
     p.add_argument("--features", metavar="NAME", action="append", default=[],
                    help="add a learned feature set to the comparison: simclr (contrastive, the strongest here; "
-                        "about 12 minutes of training on 2 CPU cores, see docs/features.md) or "
+                        "12 to 14 minutes of training on 2 CPU cores, see docs/features.md) or "
                         "kmeans-patches; repeatable")
     p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for k-means and the autoencoder (default: 0)")
