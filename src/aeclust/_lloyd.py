@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._pairwise import Workers, row_sq_norms
@@ -51,7 +53,8 @@ def cluster_sums(
 
     Float64 throughout, so that for data such as pixels scaled from integers the
     sums are exact and the result does not depend on how the rows are split
-    (threads here, chunks on Dask).
+    (threads here, chunks on Dask). For other data the chunks' sums are added in
+    chunk order, so the bits depend on ``chunk`` but never on the threads.
     """
     if workers is None:
         with Workers() as pool:
@@ -178,14 +181,23 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None):
     return labels, centers, max_iter, False, n_empty_total + n_empty
 
 
-def inertia(X: np.ndarray, labels: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> float:
-    """Sum of squared distances of points to their centres.
-
-    Direct differences (no cancellation), squared in float32 and summed in float64.
-    """
-    total = 0.0
+def inertia_terms(X: np.ndarray, labels: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Squared distance of each point to its centre: direct differences (no
+    cancellation), squared in float32, summed over the features in float64.
+    Each value depends on its own row alone."""
+    out = np.empty(X.shape[0], dtype=np.float64)
     for s in range(0, X.shape[0], chunk):
         diff = X[s : s + chunk] - centers[labels[s : s + chunk]]
         diff *= diff
-        total += float(diff.sum(dtype=np.float64))
-    return total
+        diff.sum(axis=1, dtype=np.float64, out=out[s : s + chunk])
+    return out
+
+
+def inertia(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
+    """Sum of squared distances of points to their centres.
+
+    The per-point terms (:func:`inertia_terms`) are added with ``math.fsum``,
+    which rounds the exact sum once: the result does not depend on how the rows
+    are split into chunks (here, or on Dask) or in which order they are added.
+    """
+    return math.fsum(inertia_terms(X, labels, centers))

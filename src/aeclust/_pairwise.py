@@ -8,6 +8,8 @@ more than a ``tile x tile`` block of distances.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -69,48 +71,125 @@ class PairStats:
     max_intra_sq: np.ndarray | None
 
 
+#: Environment variable that sets the number of worker threads (default: one per CPU).
+THREADS_ENV = "AECLUST_NUM_THREADS"
+
+
 def cpu_count() -> int:
-    """The number of CPUs this process may run on."""
+    """The number of worker threads: ``$AECLUST_NUM_THREADS`` if set, else the CPUs this process may run on.
+
+    The count changes only the speed: every result is the same bits whatever it is.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(f"{THREADS_ENV} must be a positive whole number, got {value!r}")
+        return n
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
+# One BLAS thread, process-wide, while any kernel runs. OpenBLAS splits some
+# products differently by thread count, and the split changes the last bits
+# (a float32 1024 x 1000 by 1000 x 10 product differs between 1 and 2 threads
+# here), so a result would depend on how many CPUs the process was given. The
+# limit is process-wide in BLAS itself, so it is reference-counted: it holds
+# from the first kernel that enters to the last that leaves, whichever threads
+# (ours, or a Dask worker's) they run on.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limits = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the enclosed BLAS calls on one BLAS thread (see the note above); reentrant."""
+    global _blas_users, _blas_limits
+    with _blas_lock:
+        if _blas_users == 0:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+                _blas_limits = None
+            else:
+                _blas_limits = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limits is not None:
+                _blas_limits.restore_original_limits()
+                _blas_limits = None
+
+
+def blas_single_threaded(fn):
+    """Decorator: ``fn`` runs inside :func:`single_threaded_blas` (for Dask tasks and one-off products)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+#: Called before each task a :class:`Workers` runs; tests set it to inject random
+#: delays, which must not change any result.
+_task_hook = None
+
+
 class Workers:
-    """Threads for independent blocks of work, each running single-threaded BLAS.
+    """Threads for independent blocks of work, with BLAS on one thread.
 
     Threads that each call BLAS on their own blocks must not each start a full
     BLAS thread pool: that would put ``threads x cores`` threads on ``cores``
-    cores. Inside ``with Workers():`` BLAS is limited to the calling thread (via
-    threadpoolctl), and :meth:`map` shares the blocks out. With one CPU, or
-    without threadpoolctl, :meth:`map` is a plain loop and BLAS keeps its own threads.
+    cores. Inside ``with Workers():`` BLAS runs on one thread (also with a single
+    worker, so that the bits do not depend on the thread count), and :meth:`map`
+    shares the blocks out. Callers reduce the results of :meth:`map` in the order
+    of the items, never in the order the threads finish.
     """
 
     def __init__(self, n_threads: int | None = None):
         self.n_threads = cpu_count() if n_threads is None else max(1, int(n_threads))
         self._pool = None
-        self._limits = None
+        self._blas = None
 
     def __enter__(self) -> "Workers":
+        self._blas = single_threaded_blas()
+        self._blas.__enter__()
         if self.n_threads > 1:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:
-                return self
-            self._limits = threadpool_limits(limits=1, user_api="blas")
             self._pool = ThreadPoolExecutor(max_workers=self.n_threads)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
             self._pool.shutdown()
-            self._limits.restore_original_limits()
-            self._pool = self._limits = None
+            self._pool = None
+        if self._blas is not None:
+            self._blas.__exit__(None, None, None)
+            self._blas = None
 
     def map(self, fn, items) -> list:
-        """``[fn(item) for item in items]``, in parallel when there are threads."""
+        """``[fn(item) for item in items]``, in parallel when there are threads; in the items' order."""
         items = list(items)
+        hook = _task_hook
+        if hook is not None:
+            inner = fn
+
+            def fn(item):
+                hook()
+                return inner(item)
+
         if self._pool is None or len(items) < 2:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
@@ -142,6 +221,14 @@ def pair_stats(
     parallel as well as the products. Each row range of the results has a lock
     held only while a block's finished contributions are added in.
 
+    Determinism. A row range's distance sums receive one partial sum from each
+    block it takes part in, and these are added in a fixed order (by the other
+    block's index) whatever order the threads finish in: a partial that arrives
+    early waits until those before it are in. The minima and maxima are exact in
+    any order. So the results are the same bits for any number of workers and any
+    schedule; they do depend on ``tile``, which decides how the float32 partial
+    sums are grouped (a change in the last bits, about 1e-7 relative).
+
     ``progress`` is an optional callable that receives the number of pairs done.
 
     ``duplicates`` (optional) gives each row an id shared only by identical rows.
@@ -161,6 +248,19 @@ def pair_stats(
     tasks = [(i0, j0) for a, i0 in enumerate(blocks) for j0 in blocks[a:]]
     locks = [threading.Lock() for _ in blocks]
     progress_lock = threading.Lock()
+    # Per row block: partial sums that arrived before their turn, keyed by the other
+    # block's index, and the index whose partial is to be added next.
+    waiting: list[dict] = [{} for _ in blocks]
+    turn = [0] * len(blocks)
+
+    def add_in_order(b: int, other: int, first_cluster: int, part: np.ndarray) -> None:
+        """Add block ``other``'s partial sums for row block ``b`` in turn (call with locks[b] held)."""
+        waiting[b][other] = (first_cluster, part)
+        while turn[b] in waiting[b]:
+            c0, p = waiting[b].pop(turn[b])
+            lo = b * tile
+            S[lo : lo + p.shape[0], c0 : c0 + p.shape[1]] += p
+            turn[b] += 1
 
     def edges(lo: int, hi: int) -> tuple[int, np.ndarray]:
         """First cluster in rows lo:hi, and the offsets (relative to lo) where its clusters start and end."""
@@ -211,14 +311,14 @@ def pair_stats(
             col_sums = None if diagonal else np.add.reduceat(D, r_edges[:-1], axis=0)
         with locks[i0 // tile]:
             if sums:
-                S[i0:i1, c_first : c_first + row_sums.shape[1]] += row_sums
+                add_in_order(i0 // tile, j0 // tile, c_first, row_sums)
             if extremes:
                 np.minimum(min_inter[i0:i1], rows[0], out=min_inter[i0:i1])
                 np.maximum(max_intra[i0:i1], rows[1], out=max_intra[i0:i1])
         if not diagonal:
             with locks[j0 // tile]:
                 if sums:
-                    S[j0:j1, r_first : r_first + col_sums.shape[0]] += col_sums.T
+                    add_in_order(j0 // tile, i0 // tile, r_first, col_sums.T)
                 if extremes:
                     np.minimum(min_inter[j0:j1], cols[0], out=min_inter[j0:j1])
                     np.maximum(max_intra[j0:j1], cols[1], out=max_intra[j0:j1])
@@ -228,5 +328,6 @@ def pair_stats(
 
     with Workers(min(workers or cpu_count(), len(tasks))) as pool:
         pool.map(lambda task: visit(*task), tasks)
+    assert not sums or all(t == len(blocks) for t in turn), "a block's partial sums were not all added"
 
     return PairStats(S, min_inter, max_intra)

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import _lloyd
-from ._pairwise import row_sq_norms, sq_distances_to
+from ._pairwise import blas_single_threaded, row_sq_norms, sq_distances_to
 from ._validation import check_array
 from .errors import InvalidInputError
 
@@ -201,6 +201,7 @@ def _init_random(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return X[idx].copy()
 
 
+@blas_single_threaded  # the same bits for any number of CPUs (see _pairwise)
 def _init_kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++: each new centre is the best of 2 + log(k) D^2-sampled candidates."""
     n = X.shape[0]

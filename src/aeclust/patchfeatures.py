@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ._io import atomic_open
+from ._pairwise import single_threaded_blas
 from .autoencoder import _threads
 from .errors import AeclustError, InvalidInputError
 from .kmeans import ConvergenceWarning, KMeans
@@ -99,12 +100,14 @@ class PatchFeatures:
         p = np.stack([images[i, y : y + P, x : x + P] for i, y, x in zip(idx, ys, xs)]).transpose(0, 3, 1, 2)
         p = _normalise(p.reshape(config.n_patches, -1).astype(np.float64), config.norm_eps)
         mean = p.mean(0)
-        ev, V = np.linalg.eigh(np.cov(p - mean, rowvar=False))
-        zca = (V / np.sqrt(np.maximum(ev, 0) + config.zca_eps)) @ V.T
+        with single_threaded_blas():  # the same bits for any number of CPUs (see _pairwise)
+            ev, V = np.linalg.eigh(np.cov(p - mean, rowvar=False))
+            zca = (V / np.sqrt(np.maximum(ev, 0) + config.zca_eps)) @ V.T
+            white = ((p - mean) @ zca).astype(np.float32)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km = KMeans(config.n_atoms, max_iter=config.kmeans_iter, random_state=config.seed)
-            km.fit(((p - mean) @ zca).astype(np.float32))
+            km.fit(white)
         self = cls(config, {"zca_mean": mean.astype(np.float32), "zca": zca.astype(np.float32),
                             "atoms": km.cluster_centers_.astype(np.float32)})  # fmt: skip
         sub = images[rng.permutation(n)[: config.pca_images]]
@@ -112,7 +115,8 @@ class PatchFeatures:
         fm, fs = raw.mean(0), raw.std(0) + 1e-6
         self.arrays["feat_mean"], self.arrays["feat_std"] = fm.astype(np.float32), fs.astype(np.float32)
         if config.pca is not None:
-            _, sv, vt = np.linalg.svd((raw - fm) / fs, full_matrices=False)
+            with single_threaded_blas():
+                _, sv, vt = np.linalg.svd((raw - fm) / fs, full_matrices=False)
             comp = vt[: config.pca]
             if config.whiten:
                 comp = comp / (sv[: config.pca, None] / np.sqrt(len(raw)))
@@ -144,7 +148,8 @@ class PatchFeatures:
         """uint8 RGB images (n, h, w, 3) -> float32 features (n, pca or 4 * n_atoms)."""
         x = (self._raw(_check_images(images), num_threads=num_threads) - self.arrays["feat_mean"]) / self.arrays["feat_std"]
         if "components" in self.arrays:
-            x = x @ self.arrays["components"].T
+            with single_threaded_blas():
+                x = x @ self.arrays["components"].T
         if self.config.l2:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x.astype(np.float32)

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import __version__, _fault
 from ._io import atomic_open, write_json
+from ._pairwise import blas_single_threaded
 from .errors import AeclustError, InvalidInputError
 from .kmeans import KMeans
 from .metrics import cluster_quality
@@ -516,6 +517,7 @@ def _feature_warnings(name: str, X: np.ndarray, config: RunConfig) -> list[str]:
     return []
 
 
+@blas_single_threaded  # the same bits for any number of CPUs (see _pairwise)
 def pca(X: np.ndarray, n_components: int) -> np.ndarray:
     """Project the centred rows of ``X`` on their first principal axes.
 
