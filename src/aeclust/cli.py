@@ -1,32 +1,191 @@
 """The ``aeclust`` command line.
 
 Errors caused by input or environment print one line on stderr and exit with
-code 2 (``--debug`` shows the traceback); an interrupt exits with 130.
+code 2 (``--debug`` shows the traceback); an interrupt exits with 130. Every
+numeric option is checked against its range while the arguments are read,
+before any data is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import signal
 import sys
 import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import AeclustError
+from .errors import AeclustError, InvalidInputError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
+#: Seeds go to numpy's default_rng and to torch.manual_seed; both take any
+#: whole number from 0 to 2**32 - 1 (numpy would take larger, torch not beyond 2**64 - 1).
+SEED_MAX = 2**32 - 1
+#: Limits that stop a typing slip from running for days or filling the memory.
+K_MAX = 10_000  # clusters; the metrics need fewer clusters than samples
+N_INIT_MAX = 1_000  # k-means restarts
+EPOCHS_MAX = 10_000
+BATCH_SIZE_MAX = 65_536
+KERNEL_SIZE_MAX = 31  # the images are 32 pixels wide
+ROWS_MAX = 1_000_000_000  # image counts and rows per chunk
+WORKERS_MAX = 256  # worker processes of --scheduler local:N
+LR_MAX = 10.0
 
-def _positive_int(text: str) -> int:
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def _cut(text: str) -> str:
+    """``text`` for an error message, cut short when it is very long."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut short when it is very long."""
+    return repr(_cut(text))
+
+
+def _int_in(lo: int, hi: int):
+    """An argparse ``type`` that accepts the whole numbers from ``lo`` to ``hi``.
+
+    Parameters
+    ----------
+    lo, hi : int
+        The smallest and the largest value accepted, both included.
+
+    Returns
+    -------
+    callable
+        ``parse(text) -> int``; it raises :class:`argparse.ArgumentTypeError`
+        with a one-line message naming the value and the bound it breaks, which
+        argparse prefixes with the option's name.
+    """
+
+    def parse(text: str) -> int:
+        stripped = text.strip()
+        if not _WHOLE.fullmatch(stripped):
+            raise argparse.ArgumentTypeError(f"must be a whole number from {lo} to {hi}, got {_shown(text)}")
+        # int() refuses text of more than 4300 digits; anything longer than the
+        # bounds is out of range, so it is judged by its sign alone.
+        if len(stripped.lstrip("+-").lstrip("0")) > len(str(max(abs(lo), abs(hi)))) + 1:
+            shown, value = _cut(stripped), (-math.inf if stripped.startswith("-") else math.inf)
+        else:
+            value = int(stripped)
+            shown = str(value)
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {shown}")
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi}, got {shown}")
+        return value
+
+    parse.__name__ = f"whole number from {lo} to {hi}"
+    return parse
+
+
+def _float_in(lo: float, hi: float, *, lo_included: bool = True):
+    """An argparse ``type`` that accepts the finite numbers from ``lo`` to ``hi``.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The bounds; ``hi`` is included.
+    lo_included : bool, default=True
+        Whether ``lo`` itself is accepted (False for a learning rate, which
+        must be above 0).
+
+    Returns
+    -------
+    callable
+        ``parse(text) -> float``, raising :class:`argparse.ArgumentTypeError`
+        with a one-line message for text that is not a number, NaN, an
+        infinity, or a value out of range.
+    """
+    low = f"at least {lo:g}" if lo_included else f"greater than {lo:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a number {low} and at most {hi:g}, got {_shown(text)}")
+        if value < lo or (value == lo and not lo_included):
+            raise argparse.ArgumentTypeError(f"must be {low}, got {text.strip()}")
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi:g}, got {text.strip()}")
+        return value
+
+    parse.__name__ = f"number {low} and at most {hi:g}"
+    return parse
+
+
+_seed = _int_in(0, SEED_MAX)
+_k = _int_in(1, K_MAX)  # k = 1 is refused by pipeline.check_k, which says why before any work
+_n_init = _int_in(1, N_INIT_MAX)
+_rows = _int_in(1, ROWS_MAX)
+_lr = _float_in(0.0, LR_MAX, lo_included=False)
+
+
+def _k_values(text: str) -> list[int]:
+    """``aeclust sweep --k``: the values of k, as :func:`aeclust.sweep.parse_k_range` reads them.
+
+    Every number is checked against :data:`K_MAX` first, so that a range such
+    as ``2..99999999999`` is refused instead of being expanded.
+    """
+    from .sweep import parse_k_range
+
+    for number in re.findall(r"[0-9]+", text):
+        if len(number.lstrip("0")) > len(str(K_MAX)) or int(number) > K_MAX:
+            raise argparse.ArgumentTypeError(f"k must be at most {K_MAX}, got {_cut(number)} in {_shown(text)}")
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+        return parse_k_range(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _scheduler(text: str) -> str:
+    """``--scheduler``: 'local:N' with N from 1 to :data:`WORKERS_MAX`, or 'tcp://host:port'.
+
+    The numbers are checked here because dask reports a missing or bad port
+    with a bare ValueError, long after the data is loaded. Addresses of other
+    schemes pass unchanged, for dask to judge.
+    """
+    if text == "local" or text.startswith("local:"):
+        count = text.partition(":")[2]
+        if count:
+            try:
+                _int_in(1, WORKERS_MAX)(count)
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(
+                    f"'local:N' needs N from 1 to {WORKERS_MAX} worker processes, got {_shown(text)}") from None
+        return text
+    scheme, sep, where = text.partition("://")
+    if sep and scheme in ("tcp", "tls"):
+        host, colon, port = where.rpartition(":")
+        try:
+            if not (host and colon):
+                raise argparse.ArgumentTypeError("no port")
+            _int_in(1, 65535)(port)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"a {scheme}:// address needs a host and a port from 1 to 65535, such as "
+                f"'{scheme}://host:8786', got {_shown(text)}") from None
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, exit code 2.
+
+    argparse prints the whole usage block before the message; here the message
+    alone is printed, like every other input error of aeclust (``--help``
+    still shows the usage).
+    """
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -43,7 +202,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aeclust",
         description="Cluster images with k-means written from scratch, on raw pixels and on "
                     "autoencoder codes, and judge the clusters with the exact average silhouette "
@@ -61,22 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "assignment changes, then the exact average silhouette and Dunn's index. "
                     "Writes results.json (and labels.npy) to --out.",
     )
-    p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the initial centres (default: 0)")
+    p.add_argument("--k", type=_k, default=10, help=f"number of clusters, 2 to {K_MAX} (default: 10)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help=f"random seed for the initial centres, 0 to {SEED_MAX} (default: 0)")
     p.add_argument("--init", choices=["random", "k-means++"], default="random",
                    help="initialisation (default: random data points, as in the study)")
-    p.add_argument("--n-init", type=_positive_int, default=1,
-                   help="restarts; the run with the lowest inertia is kept (default: 1)")
+    p.add_argument("--n-init", type=_n_init, default=1,
+                   help=f"restarts, 1 to {N_INIT_MAX}; the run with the lowest inertia is kept (default: 1)")
     p.add_argument("--color", choices=["gray", "rgb"], default="gray",
                    help="pixel features: grayscale (1024, the study) or RGB (3072)")
     p.add_argument("--out", metavar="DIR", help="run directory for results.json and labels.npy")
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (default: the 10,000 test images), digits, a folder of images or a .npy/.npz file")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run k-means and the metrics on Dask: 'local:N' (N worker processes on this machine) "
+    p.add_argument("--scheduler", metavar="ADDRESS", type=_scheduler,
+                   help=f"run k-means and the metrics on Dask: 'local:N' (N worker processes on this machine, "
+                        f"1 to {WORKERS_MAX}) "
                         "or 'tcp://host:8786' (needs: pip install 'aeclust[dask]')")
-    p.add_argument("--chunk-rows", type=_positive_int, metavar="N",
-                   help="rows per k-means chunk with --scheduler (default: 16384)")
+    p.add_argument("--chunk-rows", type=_rows, metavar="N",
+                   help="rows per k-means chunk with --scheduler, at least 1 (default: 16384)")
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_cluster)
@@ -102,15 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a learned feature set to the comparison: simclr (contrastive, the strongest here; "
                         "12 to 14 minutes of training on 2 CPU cores, see docs/features.md) or "
                         "kmeans-patches; repeatable")
-    p.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed for k-means and the autoencoder (default: 0)")
+    p.add_argument("--k", type=_k, default=10, help=f"number of clusters, 2 to {K_MAX} (default: 10)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help=f"seed for k-means and the autoencoder, 0 to {SEED_MAX} (default: 0)")
     _add_autoencoder_args(p)
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: skip finished stages, resume training from the last epoch")
-    p.add_argument("--train-limit", type=_positive_int, metavar="N",
-                   help="train on the first N training images only (quick runs)")
-    p.add_argument("--test-limit", type=_positive_int, metavar="N",
-                   help="cluster the first N test images only (quick runs)")
+    p.add_argument("--train-limit", type=_rows, metavar="N",
+                   help="train on the first N training images only, N at least 1 (quick runs)")
+    p.add_argument("--test-limit", type=_rows, metavar="N",
+                   help="cluster the first N test images only, N at least 1 (quick runs)")
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_run)
@@ -122,10 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "images. Writes history.json, checkpoint.pt (every epoch) and model.pt to --out.",
     )
     p.add_argument("--out", metavar="DIR", default="runs/autoencoder", help="output folder (default: runs/autoencoder)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the weights and the shuffling (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help=f"seed for the weights and the shuffling, 0 to {SEED_MAX} (default: 0)")
     _add_autoencoder_args(p)
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    p.add_argument("--train-limit", type=_positive_int, metavar="N", help="use the first N training images only")
+    p.add_argument("--train-limit", type=_rows, metavar="N",
+                   help="use the first N training images only, N at least 1")
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_train)
@@ -139,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="PATH", required=True, help="model.pt or checkpoint.pt written by 'aeclust train'")
     p.add_argument("--out", metavar="FILE", required=True, help="where to write the codes (.npy)")
     p.add_argument("--split", choices=["test", "train"], default="test", help="which split (default: test)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="encode the first N images only")
+    p.add_argument("--limit", type=_rows, metavar="N", help="encode the first N images only, N at least 1")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="device (default: cpu)")
     _add_data_args(p)
     _add_common(p)
@@ -152,17 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "silhouette and Dunn's index against k, with the k each criterion prefers. "
                     "Writes sweep.json, sweep.md and sweep.png to --out.",
     )
-    p.add_argument("--k", default="2..20", metavar="RANGE", help="k values: '2..20', '2,4,8' or '5' (default: 2..20)")
+    p.add_argument("--k", type=_k_values, default="2..20", metavar="RANGE",
+                   help=f"k values from 2 to {K_MAX}: '2..20', '2,4,8' or '5' (default: 2..20)")
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (the test images), digits, a folder of images or a .npy/.npz file")
     p.add_argument("--features", choices=["pixels", "pixels-rgb", "pca", "codes"], default="pixels",
                    help="what to cluster: grayscale pixels (default), RGB pixels, PCA of grayscale pixels, "
                         "or autoencoder codes (with --model)")
     p.add_argument("--model", metavar="PATH", help="model.pt of a trained autoencoder, for --features codes")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {SEED_MAX} (default: 0)")
     p.add_argument("--init", choices=["random", "k-means++"], default="random", help="initialisation (default: random)")
-    p.add_argument("--n-init", type=_positive_int, default=1,
-                   help="restarts per k; the run with the lowest inertia is kept (default: 1)")
+    p.add_argument("--n-init", type=_n_init, default=1,
+                   help=f"restarts per k, 1 to {N_INIT_MAX}; the run with the lowest inertia is kept "
+                        f"(default: 1)")
     p.add_argument("--out", metavar="DIR", default="runs/sweep", help="output folder (default: runs/sweep)")
     _add_data_args(p)
     _add_common(p)
@@ -184,12 +350,16 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("autoencoder")
     g.add_argument("--color", choices=["gray", "rgb"], default="gray",
                    help="autoencoder input: grayscale (the study) or RGB")
-    g.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    g.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    g.add_argument("--epochs", type=_int_in(1, EPOCHS_MAX), default=10,
+                   help=f"training epochs, 1 to {EPOCHS_MAX} (default: 10)")
+    g.add_argument("--batch-size", type=_int_in(1, BATCH_SIZE_MAX), default=32,
+                   help=f"batch size, 1 to {BATCH_SIZE_MAX} (default: 32)")
+    g.add_argument("--lr", type=_lr, default=1e-3,
+                   help=f"learning rate, above 0 and at most {LR_MAX:g} (default: 1e-3)")
     g.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adadelta"], default="adam",
                    help="optimizer (default: adam)")
-    g.add_argument("--kernel-size", type=_positive_int, default=3, help="convolution kernel size (default: 3)")
+    g.add_argument("--kernel-size", type=_int_in(1, KERNEL_SIZE_MAX), default=3,
+                   help=f"convolution kernel size, 1 to {KERNEL_SIZE_MAX} (default: 3)")
     g.add_argument("--activation", default="relu", help="activation after each conv (default: relu)")
     g.add_argument("--code-activation", default=None,
                    help="activation of the code layer (default: same as --activation; 'linear' for none)")
@@ -327,9 +497,9 @@ def _cmd_encode(args) -> int:
 def _cmd_sweep(args) -> int:
     from .inputs import load_dataset
     from .pipeline import PCA_COMPONENTS, check_writable, pca
-    from .sweep import parse_k_range, preferred_k, sweep, write_sweep
+    from .sweep import preferred_k, sweep, write_sweep
 
-    ks = parse_k_range(args.k)
+    ks = args.k  # read and checked by _k_values
     out = Path(args.out)
     check_writable(out)
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download, progress=not args.quiet)
