@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 OUT    ?= runs/study
 
-.PHONY: run test setup setup-test bench features clean
+.PHONY: run test setup setup-test bench features docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ features: setup-test
 	cd experiments/features && for seed in 0 1 2; do \
 	  ../../$(BIN)/python run_variant.py simclr $$seed --also-output clusters || exit 1; done && \
 	  ../../$(BIN)/python render_table.py
+
+# Reruns every command quoted in README.md and docs/*.md and rewrites the quotes with their output
+# (a few minutes: one aeclust run); `tools/quote_outputs.py --check` compares without writing.
+docs: setup
+	$(BIN)/python tools/quote_outputs.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
