@@ -213,3 +213,63 @@ print(km.inertia_.hex(), q.silhouette.hex(), q.dunn.hex())
         return out.stdout.strip()
 
     assert run({sorted(os.sched_getaffinity(0))[0]}) == run(None)
+
+
+# -- whole commands: the same results.json, less the volatile fields -------------------------
+
+
+def _stable(path) -> dict:
+    import json
+
+    from aeclust._io import without_volatile
+
+    return without_volatile(json.loads(path.read_text()))
+
+
+def test_cluster_twice_on_different_thread_counts_gives_the_same_results(tmp_path, monkeypatch):
+    from aeclust.cli import main
+
+    for name, threads in (("a", "1"), ("b", "3")):
+        monkeypatch.setenv(_pairwise.THREADS_ENV, threads)
+        assert main(["cluster", "--dataset", "digits", "--seed", "4", "--out", str(tmp_path / name), "--quiet"]) == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _stable(a / "results.json") == _stable(b / "results.json")
+    assert (a / "labels.npy").read_bytes() == (b / "labels.npy").read_bytes()
+
+
+def test_sweep_twice_gives_the_same_results(tmp_path, monkeypatch):
+    from aeclust.cli import main
+
+    for name, threads in (("a", "2"), ("b", "1")):
+        monkeypatch.setenv(_pairwise.THREADS_ENV, threads)
+        assert main(["sweep", "--dataset", "digits", "--k", "2..5", "--out", str(tmp_path / name), "--quiet"]) == 0
+    assert _stable(tmp_path / "a" / "sweep.json") == _stable(tmp_path / "b" / "sweep.json")
+
+
+def test_run_twice_gives_the_same_results(fake_cifar, tmp_path, monkeypatch):
+    """``aeclust run`` end to end on the tiny CIFAR-10 (autoencoder included), with the
+    schedule of the k-means and metrics threads changed between the runs."""
+    from aeclust.cli import main
+
+    for name, threads in (("a", "1"), ("b", "4")):
+        monkeypatch.setenv(_pairwise.THREADS_ENV, threads)
+        assert main(["run", "--out", str(tmp_path / name), "--epochs", "2", "--device", "cpu", "--quiet"]) == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _stable(a / "results.json") == _stable(b / "results.json")
+    for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_cifar_cluster_three_times_gives_the_same_results(cifar_dir, tmp_path):
+    """Three ``aeclust cluster --seed 0`` processes on the real data, on 1, 2 and 3 worker threads."""
+    runs = []
+    for threads in ("1", "2", "3"):
+        out = tmp_path / f"t{threads}"
+        env = {**os.environ, _pairwise.THREADS_ENV: threads, "AECLUST_DATA": str(cifar_dir)}
+        proc = subprocess.run([sys.executable, "-m", "aeclust", "cluster", "--seed", "0", "--out", str(out),
+                               "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        runs.append((_stable(out / "results.json"), (out / "labels.npy").read_bytes()))
+    assert runs[0] == runs[1] == runs[2]

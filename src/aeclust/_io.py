@@ -15,6 +15,26 @@ from typing import IO, Any, Iterator
 
 from . import _fault
 
+#: Keys of results.json and sweep.json whose values record how long a step took or
+#: what produced it (versions, platform, thread counts), with every key ending in
+#: ``_seconds``. They differ from run to run; everything else is the same bits for
+#: the same command (docs/reproducibility.md).
+VOLATILE_KEYS = frozenset({"timings", "seconds", "versions"})
+
+
+def is_volatile(key: str) -> bool:
+    """Whether a results key records time or provenance (see :data:`VOLATILE_KEYS`)."""
+    return key in VOLATILE_KEYS or key.endswith("_seconds")
+
+
+def without_volatile(obj: Any) -> Any:
+    """``obj`` (parsed JSON) without its volatile keys (:func:`is_volatile`), at any depth."""
+    if isinstance(obj, dict):
+        return {k: without_volatile(v) for k, v in obj.items() if not is_volatile(k)}
+    if isinstance(obj, list):
+        return [without_volatile(v) for v in obj]
+    return obj
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:

@@ -44,12 +44,17 @@ STUDY = {
 
 
 def versions() -> dict:
-    """Versions of what produced a result, for results.json."""
+    """Versions of what produced a result, for results.json, and the thread counts it ran with
+    (k-means and the metrics give the same bits on any count; torch training is repeatable
+    for the same count)."""
+    from ._pairwise import cpu_count
+
     out = {"aeclust": __version__, "python": sys.version.split()[0], "numpy": np.__version__,
-           "platform": platform.platform()}
+           "platform": platform.platform(), "threads": cpu_count()}
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
     return out
 
 
