@@ -9,13 +9,17 @@ import pytest
 import torch
 
 from aeclust.autoencoder import (
+    COLLAPSE_RULE,
     AutoencoderConfig,
     ConvAutoencoder,
+    assess_collapse,
+    collapse_verdict,
     encode,
     evaluate,
     images_to_tensor,
     load_checkpoint,
     resolve_device,
+    save_checkpoint,
     train_autoencoder,
 )
 from aeclust.errors import AeclustError, InvalidInputError
@@ -69,6 +73,9 @@ def test_config_validation_and_options():
         AutoencoderConfig(activation="swishy")
     with pytest.raises(InvalidInputError, match="optimizer"):
         AutoencoderConfig(optimizer="lbfgs")
+    with pytest.raises(InvalidInputError, match="init 'he' is not one of keras, torch"):
+        AutoencoderConfig(init="he")
+    assert AutoencoderConfig().init == "keras"
     cfg = AutoencoderConfig(channels=[4, 2], kernel_size=5, activation="tanh", code_activation="linear")
     assert cfg.channels == (4, 2)
     assert AutoencoderConfig.from_dict(cfg.to_dict()) == cfg
@@ -213,3 +220,204 @@ def test_saved_model_encodes_like_trained_model(data, tmp_path):
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert loaded.config == result.model.config and loaded.state["epoch"] == 1
     assert np.array_equal(encode(loaded.model, train), encode(result.model, train))
+
+
+# -- initialisation ------------------------------------------------------------------------
+
+
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+def test_keras_init_zero_biases_and_glorot_uniform_kernels(color):
+    torch.manual_seed(0)
+    model = ConvAutoencoder(AutoencoderConfig(color=color, init="keras"))
+    convs = _convs(model)
+    assert len(convs) == 5
+    scaled = []
+    for conv in convs:
+        out_ch, in_ch, kh, kw = conv.weight.shape
+        # Glorot's bound, as Keras computes it for a (kh, kw, in, out) kernel.
+        limit = (6.0 / (in_ch * kh * kw + out_ch * kh * kw)) ** 0.5
+        w = conv.weight.detach()
+        assert torch.count_nonzero(conv.bias) == 0
+        assert w.abs().max() <= limit
+        # Drawn across the whole range, not a narrower one: the widest of these >= 27 draws
+        # lies in the top fifth of it (the chance of the opposite is 0.8**27 < 0.3 %).
+        assert w.abs().max() > 0.8 * limit
+        scaled.append(w.flatten() / limit)
+    # Uniform on (-1, 1) once scaled: mean 0, variance 1/3 (each bound is more than 4 standard errors).
+    every = torch.cat(scaled)
+    assert abs(every.mean().item()) < 0.15 and abs(every.var().item() - 1 / 3) < 0.1
+
+
+def test_init_is_seeded_and_torch_keeps_pytorchs_defaults():
+    def weights(init, seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return ConvAutoencoder(AutoencoderConfig(init=init)).state_dict()
+
+    a, b, c = weights("keras", 5), weights("keras", 5), weights("keras", 6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    torch_init = weights("torch", 5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        plain = [torch.nn.Conv2d(*shape, 3, padding="same") for shape in ((1, 3), (3, 3), (3, 3), (3, 3), (3, 1))]
+    assert torch.equal(torch_init["encoder.0.weight"], plain[0].weight.detach())
+    assert torch.equal(torch_init["encoder.0.bias"], plain[0].bias.detach())
+    assert torch.count_nonzero(torch_init["encoder.0.bias"]) > 0  # PyTorch's biases are not zero
+
+
+def test_init_is_recorded_in_checkpoints(data, tmp_path):
+    train, _ = data
+    cfg = AutoencoderConfig(**{**SMALL, "epochs": 1, "init": "torch"})
+    train_autoencoder(cfg, train[:32], None, tmp_path, device="cpu", progress=False)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["version"] == 2 and state["config"]["init"] == "torch"
+    assert load_checkpoint(tmp_path / "model.pt").config.init == "torch"
+    with pytest.raises(AeclustError, match="config differs.*init"):
+        train_autoencoder(AutoencoderConfig(**{**SMALL, "init": "keras"}), train[:32], None, tmp_path,
+                          device="cpu", resume=True, progress=False)
+
+
+def _as_version_1(path, to):
+    """Rewrite a checkpoint as aeclust wrote it before the init field (format version 1)."""
+    state = torch.load(path, weights_only=True)
+    state["version"] = 1
+    del state["config"]["init"]
+    torch.save(state, to)
+    return state
+
+
+def test_checkpoints_of_version_1_load_as_torch_init(data, tmp_path):
+    train, _ = data
+    cfg = AutoencoderConfig(**{**SMALL, "epochs": 1, "init": "torch"})
+    trained = train_autoencoder(cfg, train[:64], None, tmp_path / "run", device="cpu", progress=False)
+    old = _as_version_1(tmp_path / "run" / "model.pt", tmp_path / "old.pt")
+    assert set(old["config"]) == {"color", "channels", "kernel_size", "activation", "code_activation",
+                                  "epochs", "batch_size", "lr", "optimizer", "seed"}
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.init == "torch" and loaded.config == cfg
+    assert _same_weights(loaded.model, trained.model)
+    assert np.array_equal(encode(loaded.model, train[:20]), encode(trained.model, train[:20]))
+
+    # A run interrupted under version 1 resumes: same config, same weights as an uninterrupted one.
+    full = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch"}), train[:64], None,
+                             tmp_path / "full", device="cpu", progress=False)
+    _as_version_1(tmp_path / "run" / "checkpoint.pt", tmp_path / "run" / "checkpoint.pt")
+    resumed = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch"}), train[:64], None,
+                                tmp_path / "run", device="cpu", resume=True, progress=False)
+    assert _same_weights(resumed.model, full.model)
+
+    state = torch.load(tmp_path / "old.pt", weights_only=True)
+    state["version"] = 7
+    torch.save(state, tmp_path / "future.pt")
+    with pytest.raises(AeclustError, match="version 7; this aeclust reads versions 1 and 2"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_loading_a_checkpoint_leaves_the_callers_generator_alone(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig()), epoch=0, history=[])
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    load_checkpoint(tmp_path / "m.pt")
+    assert torch.equal(torch.rand(3), expected)
+
+
+# -- collapse -----------------------------------------------------------------------------
+
+
+def _dead_code(model):
+    """Force the code constant: the code conv's ReLU sees -1 everywhere, so every code value is 0."""
+    with torch.no_grad():
+        model.encoder[3].weight.zero_()
+        model.encoder[3].bias.fill_(-1.0)
+    return model
+
+
+def test_a_model_whose_code_is_forced_constant_is_flagged_as_collapsed(data):
+    _, test = data
+    torch.manual_seed(0)
+    model = _dead_code(ConvAutoencoder(AutoencoderConfig()))
+    verdict = assess_collapse(model, test)
+    assert verdict["collapsed"] is True
+    assert verdict["constant_code_features"] == verdict["n_code_features"] == 192
+    assert verdict["n_images"] == len(test) and verdict["rule"] == COLLAPSE_RULE
+    # One output for every image: no better than the mean image, the best constant answer.
+    assert verdict["mse_ratio"] >= 1.0
+    json.dumps(verdict)  # JSON-ready
+
+
+def test_a_trained_model_is_not_flagged(data, tmp_path):
+    train, test = data
+    result = train_autoencoder(AutoencoderConfig(**SMALL), train, test, tmp_path, device="cpu", progress=False)
+    verdict = assess_collapse(result.model, test)
+    assert verdict["collapsed"] is False
+    x = images_to_tensor(test, "gray")
+    assert verdict["reconstruction_mse"] == pytest.approx(evaluate(result.model, x), rel=1e-12)
+    assert verdict["mean_image_mse"] == pytest.approx(((x - x.mean(0)) ** 2).mean().item(), rel=1e-5)
+    codes = encode(result.model, test)
+    assert verdict["constant_code_features"] == int(np.sum(codes.max(0) == codes.min(0)))
+
+
+@pytest.mark.parametrize("constant, ratio, collapsed", [
+    (192, 1.0, True),    # all dead, the mean image: seed 2 under PyTorch's init
+    (187, 1.01, True),
+    (96, 0.5, True),     # both bounds met exactly
+    (95, 0.99, False),   # the mean image, but most of the code varies: not trained yet, not dead
+    (0, 0.92, False),
+    (64, 0.14, False),   # one dead channel, reconstructs well
+    (192, 0.49, False),
+])
+def test_collapse_rule_needs_both_a_mostly_constant_code_and_the_mean_image(constant, ratio, collapsed):
+    rng = np.random.default_rng(0)
+    codes = rng.random((40, 192)).astype(np.float32)
+    codes[:, :constant] = 0.25
+    verdict = collapse_verdict(codes, ratio * 0.056, 0.056)
+    assert verdict["constant_code_features"] == constant
+    assert verdict["mse_ratio"] == pytest.approx(ratio)
+    assert verdict["collapsed"] is collapsed
+
+
+def test_collapse_of_images_that_do_not_vary():
+    verdict = collapse_verdict(np.zeros((5, 192), np.float32), 0.0, 0.0)
+    assert verdict["mse_ratio"] is None and verdict["collapsed"] is False
+    with pytest.raises(InvalidInputError):
+        collapse_verdict(np.zeros((0, 192), np.float32), 0.0, 1.0)
+
+
+def test_a_run_whose_code_is_dead_says_so_loudly(fake_cifar, tmp_path, monkeypatch, capsys):
+    """``aeclust run`` end to end with an autoencoder whose code conv starts (and so stays) dead."""
+    import aeclust.autoencoder as ae
+    from aeclust.cli import main
+
+    keras_init = ae.ConvAutoencoder._keras_init
+
+    def dead_from_the_start(self):
+        keras_init(self)
+        _dead_code(self)  # no gradient reaches a ReLU that sees only negative inputs: it stays dead
+
+    monkeypatch.setattr(ae.ConvAutoencoder, "_keras_init", dead_from_the_start)
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--epochs", "1", "--seed", "7", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    r = json.loads((out / "results.json").read_text())
+    collapse = r["autoencoders"]["autoencoder"]["collapse"]
+    assert collapse["collapsed"] is True and collapse["constant_code_features"] == 192
+    assert collapse["n_code_features"] == 192 and collapse["rule"] == COLLAPSE_RULE
+    codes = r["feature_sets"]["codes"]
+    assert codes["meaningful"] is False and r["feature_sets"]["pixels"]["meaningful"] is True
+    # Every code is the same: k-means finds one cluster, which has no silhouette; the run reports, not fails.
+    assert codes["metrics"]["silhouette"] is None and codes["metrics"]["n_clusters"] == 1
+    [warning] = codes["warnings"]
+    assert "seed 7" in warning and "collapsed" in warning and "not meaningful" in warning
+    assert r["config"]["ae_init"] == "keras" and r["config"]["autoencoder"]["init"] == "keras"
+    summary = printed[printed.index("aeclust run:"):]
+    assert "NOT MEANINGFUL" in summary and f"WARNING: {warning}" in summary
+    assert "code (gray): 192 of 192 features constant" in summary and "COLLAPSED" in summary
+    page = (out / "report.html").read_text()
+    assert "class='alert'" in page and "class='not-meaningful'" in page
+    assert "data-collapsed='true'" in page and "192 of 192 code features constant" in page

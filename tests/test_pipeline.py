@@ -62,6 +62,14 @@ def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
     assert r["feature_sets"]["codes"]["n_features"] == 192
     assert r["config"]["autoencoder"]["epochs"] == 2 and r["config"]["autoencoder"]["batch_size"] == 32
     assert len(r["autoencoders"]["autoencoder"]["history"]) == 2
+    assert r["config"]["ae_init"] == "keras" and r["config"]["autoencoder"]["init"] == "keras"
+    collapse = r["autoencoders"]["autoencoder"]["collapse"]
+    assert set(collapse) == {"constant_code_features", "n_code_features", "reconstruction_mse", "mean_image_mse",
+                             "mse_ratio", "collapsed", "rule", "n_images"}
+    assert collapse["n_code_features"] == 192 and collapse["n_images"] == 300
+    codes = np.load(small_run / "codes" / "codes.npy")  # measured on the codes that were clustered
+    assert collapse["constant_code_features"] == int(np.sum(codes.max(0) == codes.min(0)))
+    assert r["feature_sets"]["codes"]["meaningful"] is (not collapse["collapsed"])
     assert {"load", "autoencoder_train", "report", "total"} <= set(r["timings"])
     for fs in r["feature_sets"].values():  # CIFAR-10 has labels: external scores for every feature set
         assert set(fs["external"]) == {"acc", "nmi", "ari", "purity"}
@@ -83,6 +91,9 @@ def test_report_embeds_every_figure_and_shows_the_numbers_of_results_json(small_
     for name, fs in r["feature_sets"].items():
         assert parser.cells[(name, "acc")] == f"{fs['external']['acc']:.4f}"
     assert "0.314" in page  # the literature's AE + k-means row
+    collapse = r["autoencoders"]["autoencoder"]["collapse"]
+    assert (f"{collapse['constant_code_features']} of 192 code features constant" in page
+            and "id='collapse'" in page and collapse["rule"] in page)
     assert not re.search(r"src=['\"]https?:", page)  # self-contained
 
 
@@ -139,11 +150,19 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
 
 
 def test_a_collapsed_autoencoder_is_flagged():
+    from aeclust.autoencoder import collapse_verdict
     from aeclust.pipeline import RunConfig, _feature_warnings
 
     rng = np.random.default_rng(0)
     dead = np.zeros((50, 192), dtype=np.float32)
     dead[:, :3] = rng.random((50, 3))
-    warnings = _feature_warnings("codes", dead, RunConfig(seed=2))
-    assert len(warnings) == 1 and "189 of the 192 code features are constant" in warnings[0]
+    collapse = collapse_verdict(dead, 0.057, 0.056)
+    warnings = _feature_warnings("codes", dead, RunConfig(seed=2, ae_init="torch"), collapse)
+    assert len(warnings) == 1
+    assert "seed 2" in warnings[0] and "189 of its 192 code features are constant" in warnings[0]
+    assert "not meaningful" in warnings[0] and "--ae-init keras" in warnings[0]
+    # Mostly constant, but the decoder reconstructs well: not collapsed, the constant features still named.
+    alive = collapse_verdict(dead, 0.007, 0.056)
+    assert _feature_warnings("codes", dead, RunConfig(seed=2), alive) == [
+        "189 of the 192 code features are constant"]
     assert _feature_warnings("codes", rng.random((50, 192)).astype(np.float32), RunConfig()) == []

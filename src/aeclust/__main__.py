@@ -2,4 +2,6 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# Guarded: the processes of 'aeclust run --seeds' start fresh and may import this module.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,10 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+#: Seeds go to numpy's default_rng and to torch.manual_seed; both take any
+#: whole number from 0 to 2**32 - 1 (numpy would take larger, torch not beyond 2**64 - 1).
+SEED_MAX = 2**32 - 1
+
 
 def check_array(X, *, name: str = "X", min_samples: int = 1, dtype=np.float32) -> np.ndarray:
     """Return ``X`` as a C-contiguous 2-D floating array, or raise a clear error.

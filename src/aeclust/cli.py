@@ -17,14 +17,12 @@ import traceback
 from pathlib import Path
 
 from . import __version__
+from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-#: Seeds go to numpy's default_rng and to torch.manual_seed; both take any
-#: whole number from 0 to 2**32 - 1 (numpy would take larger, torch not beyond 2**64 - 1).
-SEED_MAX = 2**32 - 1
 #: Limits that stop a typing slip from running for days or filling the memory.
 K_MAX = 10_000  # clusters; the metrics need fewer clusters than samples
 N_INIT_MAX = 1_000  # k-means restarts
@@ -123,6 +121,16 @@ def _float_in(lo: float, hi: float, *, lo_included: bool = True):
 
 
 _seed = _int_in(0, SEED_MAX)
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds``: 0..4, 0,3,7 or a mix, each seed from 0 to SEED_MAX."""
+    from .seeds import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except AeclustError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 _k = _int_in(1, K_MAX)  # k = 1 is refused by pipeline.check_k, which says why before any work
 _n_init = _int_in(1, N_INIT_MAX)
 _rows = _int_in(1, ROWS_MAX)
@@ -264,11 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "12 to 14 minutes of training on 2 CPU cores, see docs/features.md) or "
                         "kmeans-patches; repeatable")
     p.add_argument("--k", type=_k, default=10, help=f"number of clusters, 2 to {K_MAX} (default: 10)")
-    p.add_argument("--seed", type=_seed, default=0,
-                   help=f"seed for k-means and the autoencoder, 0 to {SEED_MAX} (default: 0)")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=_seed, default=0,
+                      help=f"seed for k-means and the autoencoder, 0 to {SEED_MAX} (default: 0)")
+    seed.add_argument("--seeds", type=_seed_list, metavar="LIST",
+                      help="run the whole study once per seed, e.g. 0..4 or 0,3,7: a sub-folder per seed, "
+                           "mean and sd over the seeds in results.json and report.html")
+    p.add_argument("--jobs", type=_int_in(1, 256), metavar="N",
+                   help="with --seeds: seeds run at the same time, each in its own process "
+                        "(default: all of them, up to 8 or one per CPU)")
     _add_autoencoder_args(p)
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run: skip finished stages, resume training from the last epoch")
+                   help="continue an interrupted run: skip finished stages, resume training from the last epoch "
+                        "(with --seeds: every seed where it stopped)")
     p.add_argument("--train-limit", type=_rows, metavar="N",
                    help="train on the first N training images only, N at least 1 (quick runs)")
     p.add_argument("--test-limit", type=_rows, metavar="N",
@@ -363,6 +379,10 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activation", default="relu", help="activation after each conv (default: relu)")
     g.add_argument("--code-activation", default=None,
                    help="activation of the code layer (default: same as --activation; 'linear' for none)")
+    g.add_argument("--ae-init", choices=["keras", "torch"], default="keras",
+                   help="how the autoencoder's weights start: keras (Glorot-uniform kernels, zero biases, as "
+                        "in the study's Keras; default) or torch (PyTorch's defaults, with which some seeds "
+                        "collapse)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where to train: auto picks cuda when a GPU is present (default: auto)")
 
@@ -378,9 +398,10 @@ def _feature_sets(text: str, extra: list[str] = ()) -> tuple[str, ...]:
 
 
 def _autoencoder_kwargs(args) -> dict:
+    """The autoencoder options as :class:`aeclust.autoencoder.AutoencoderConfig` fields."""
     return {"color": args.color, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "optimizer": args.optimizer, "kernel_size": args.kernel_size, "activation": args.activation,
-            "code_activation": args.code_activation}
+            "code_activation": args.code_activation, "init": args.ae_init}
 
 
 def _print_cluster_summary(results: dict) -> None:
@@ -416,26 +437,32 @@ def _cmd_cluster(args) -> int:
 
 
 def _print_run_summary(results: dict, out: str) -> None:
+    from .pipeline import collapse_line
+
     print(f"aeclust run: {results['title']}")
     width = max(len(fs["description"]) for fs in results["feature_sets"].values()) + 2
     print(f"  {'features':<{width}}{'silhouette':>11}{'study':>8}{'Dunn':>9}{'study':>8}"
           + (f"{'ACC':>8}{'NMI':>8}" if any(fs.get("external") for fs in results["feature_sets"].values()) else ""))
     for fs in results["feature_sets"].values():
         m, st, ext = fs["metrics"], fs.get("study") or {}, fs.get("external")
-        line = (f"  {fs['description']:<{width}}{m['silhouette']:>11.4f}{_num(st.get('silhouette')):>8}"
-                f"{m['dunn']:>9.4f}{_num(st.get('dunn')):>8}")
+        line = (f"  {fs['description']:<{width}}{_num(m['silhouette']):>11}{_num(st.get('silhouette')):>8}"
+                f"{_num(m['dunn']):>9}{_num(st.get('dunn')):>8}")
         if ext:
             line += f"{ext['acc']:>8.3f}{ext['nmi']:>8.3f}"
+        if not fs.get("meaningful", True):
+            line += "  NOT MEANINGFUL (collapsed autoencoder)"
         print(line)
     for fs in results["feature_sets"].values():
+        loud = not fs.get("meaningful", True)
         for warning in fs.get("warnings", []):
-            print(f"  warning: {warning}")
+            print(f"  {'WARNING' if loud else 'warning'}: {warning}")
     for trained in results.get("autoencoders", {}).values():
         hist = trained["history"]
         if hist:
             test = hist[-1].get("test_loss")
             print(f"  autoencoder ({trained['config']['color']}): {len(hist)} epochs in {trained['seconds']:.0f}s, "
                   f"final train loss {hist[-1]['train_loss']:.5f}" + (f", test loss {test:.5f}" if test else ""))
+        print(f"  {collapse_line(trained)}")
     print(f"  total time {results['timings']['total']:.1f}s")
     print(f"  wrote {out}/results.json and {out}/report.html")
 
@@ -447,15 +474,49 @@ def _num(value) -> str:
 def _cmd_run(args) -> int:
     from .pipeline import RunConfig, run
 
+    ae_options = _autoencoder_kwargs(args)
     config = RunConfig(out=args.out, data_dir=args.data_dir, dataset=args.dataset,
                        feature_sets=_feature_sets(args.feature_sets, args.features), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
-                       **_autoencoder_kwargs(args))
+                       ae_init=ae_options.pop("init"), **ae_options)
+    if args.seeds is not None:
+        from .seeds import run_seeds
+
+        results = run_seeds(config, args.seeds, jobs=args.jobs)
+        if not args.quiet:
+            _print_seeds_summary(results, args.out)
+        return 0
+    if args.jobs is not None:
+        raise AeclustError("--jobs goes with --seeds (it runs several seeds at a time)")
     results = run(config)
     if not args.quiet:
         _print_run_summary(results, args.out)
     return 0
+
+
+def _print_seeds_summary(results: dict, out: str) -> None:
+    study = results.get("study", {})
+    print(f"aeclust run: {results['title']}")
+    print(f"  {'features':<12} {'silhouette (mean ± sd)':>24} {'study':>7} {'Dunn (mean ± sd)':>20} {'study':>7}")
+
+    def cell(stats: dict | None, width: int) -> str:
+        return f"{stats['mean']:.4f} ± {stats['sd']:.4f}".rjust(width) if stats else "—".rjust(width)
+
+    def ref(value) -> str:
+        return f"{value:>7.4f}" if value is not None else f"{'—':>7}"
+
+    for name, s in results["summary"].items():
+        study_of = study.get(name, {})
+        note = f"   ({s['n_not_meaningful']} collapsed seed(s) left out)" if s.get("n_not_meaningful") else ""
+        print(f"  {name:<12} {cell(s.get('silhouette'), 24)} {ref(study_of.get('silhouette'))} "
+              f"{cell(s.get('dunn'), 20)} {ref(study_of.get('dunn'))}{note}")
+    for row in results["per_seed"]:
+        for folder, c in row.get("collapsed", {}).items():
+            if c.get("collapsed"):
+                print(f"  WARNING: the {folder} of seed {row['seed']} collapsed; its codes' numbers are not meaningful")
+    print(f"  total time {results['timings']['total']:.1f}s")
+    print(f"  wrote {out}/results.json, {out}/report.html and a folder per seed")
 
 
 def _cmd_train(args) -> int:
@@ -470,10 +531,19 @@ def _cmd_train(args) -> int:
     result = train_autoencoder(config, data.train_images[: args.train_limit], data.test_images, out,
                                device=args.device, resume=args.resume, progress=not args.quiet)
     if not args.quiet:
+        from .autoencoder import assess_collapse
+        from .pipeline import collapse_line
+
         last = result.history[-1] if result.history else None
         if last:
             print(f"trained {len(result.history)} epochs: train loss {last['train_loss']:.5f}, "
                   f"test loss {last['test_loss']:.5f}")
+        # On the test images, whose codes 'aeclust run' would cluster.
+        collapse = assess_collapse(result.model, data.test_images)
+        print(collapse_line({"config": config.to_dict(), "collapse": collapse}) + " (on the test images)")
+        if collapse["collapsed"]:
+            print(f"WARNING: the autoencoder (seed {config.seed}) collapsed; k-means on its codes would give "
+                  f"numbers that are not meaningful. {collapse['rule']}")
         print(f"wrote {out}/model.pt, {out}/history.json")
     return 0
 

@@ -4,7 +4,8 @@
 in the run directory before the next begins::
 
     pixels       k-means + silhouette/Dunn on the grayscale test pixels   pixels/
-    autoencoder  train the autoencoder on the 50,000 training images      autoencoder/
+    autoencoder  train the autoencoder on the 50,000 training images,     autoencoder/
+                 then judge whether it collapsed (on the test images)
     codes        encode the test set, k-means + silhouette/Dunn on codes  codes/
     report       figures, report.html and results.json                    figures/, report.html
 
@@ -72,12 +73,15 @@ class Timings(dict):
 
 def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "random",
                       n_init: int = 1, timings: Timings | None = None, progress: bool = False,
-                      scheduler: str | None = None, chunk_rows: int | None = None) -> dict:
+                      scheduler: str | None = None, chunk_rows: int | None = None,
+                      one_cluster_ok: bool = False) -> dict:
     """K-means on ``X``, then silhouette and Dunn in one fused pass.
 
     With ``scheduler`` ("local:N" or "tcp://host:port") both run on Dask.
     Returns a dictionary with the labels (``"labels"``, a numpy array) and the
-    JSON-ready parts: ``"kmeans"`` and ``"metrics"``.
+    JSON-ready parts: ``"kmeans"`` and ``"metrics"``. With ``one_cluster_ok``,
+    rows that k-means puts into a single cluster (all rows equal: the code of a
+    fully collapsed autoencoder) give metrics of None instead of an error.
     """
     timings = timings if timings is not None else Timings()
     if scheduler is not None:
@@ -89,7 +93,10 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
         with timings("kmeans"):
             km = KMeans(n_clusters=k, init=init, n_init=n_init, random_state=seed).fit(X)
         with timings("metrics"):
-            quality = cluster_quality(X, km.labels_, progress=progress)
+            if one_cluster_ok and len(np.unique(km.labels_)) < 2:
+                quality = None
+            else:
+                quality = cluster_quality(X, km.labels_, progress=progress)
     labels = np.asarray(km.labels_)
     return {
         "labels": labels,
@@ -104,7 +111,9 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
             "empty_cluster_reseeds": int(km.n_empty_clusters_),
             "cluster_sizes": np.bincount(labels, minlength=k).tolist(),
         },
-        "metrics": quality.to_dict(),
+        "metrics": quality.to_dict() if quality is not None else {
+            "silhouette": None, "dunn": None, "min_intercluster_distance": None, "max_cluster_diameter": None,
+            "n_samples": int(len(labels)), "n_clusters": 1},
     }
 
 
@@ -243,6 +252,7 @@ class RunConfig:
     kernel_size: int = 3
     activation: str = "relu"
     code_activation: str | None = None
+    ae_init: str = "keras"  # the autoencoder's initialisation (AutoencoderConfig.init); not k-means'
     device: str = "auto"
     train_limit: int | None = None
     test_limit: int | None = None
@@ -256,7 +266,11 @@ class RunConfig:
         return AutoencoderConfig(color=color or self.color, kernel_size=self.kernel_size,
                                  activation=self.activation, code_activation=self.code_activation,
                                  epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                                 optimizer=self.optimizer, seed=self.seed)
+                                 optimizer=self.optimizer, seed=self.seed, init=self.ae_init)
+
+    def autoencoder_folder(self, color: str) -> str:
+        """The run directory's sub-folder of the autoencoder for one input colour."""
+        return "autoencoder" if color == self.color else f"autoencoder-{color}"
 
     def recorded(self) -> dict:
         """The fields that decide the result (not where it goes or how it is shown)."""
@@ -397,7 +411,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         if color in models:
             return models[color]
         ae_config = config.autoencoder_config(color)
-        folder = "autoencoder" if color == config.color else f"autoencoder-{color}"
+        folder = config.autoencoder_folder(color)
         stage = _Stage(run_dir, folder, {**ae_config.to_dict(), **limits}, config.resume)
         trained = stage.load()
         if trained is None:
@@ -407,10 +421,14 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
             result = ae.train_autoencoder(ae_config, data.train_images, data.held_out, run_dir / folder,
                                           device=config.device, resume=config.resume,
                                           progress=config.progress)
-            trained = {"history": result.history, "seconds": round(time.perf_counter() - t0, 4),
+            seconds = round(time.perf_counter() - t0, 4)
+            # Judged on the images whose codes are clustered, so the verdict speaks of those codes.
+            collapse = ae.assess_collapse(result.model, data.images)
+            trained = {"history": result.history, "seconds": seconds,
                        "parameters": int(sum(p.numel() for p in result.model.parameters())),
-                       "config": ae_config.to_dict(), "folder": folder}
+                       "config": ae_config.to_dict(), "folder": folder, "collapse": collapse}
             stage.save(trained)
+            say(f"  {collapse_line(trained)}")
         timings[f"{folder}_train"] = trained["seconds"]
         autoencoders[folder] = trained
         models[color] = ae.load_checkpoint(run_dir / folder / "model.pt", config=ae_config).model
@@ -460,9 +478,13 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
             t = Timings()
             with t("features"):
                 X, description = features(name)
+            collapse = None
             if name.startswith("codes"):
                 save_array(run_dir / name / "codes.npy", X)
-            out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress)
+                color = "rgb" if name == "codes-rgb" else config.color
+                collapse = autoencoders[config.autoencoder_folder(color)].get("collapse")
+            out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
+                                    one_cluster_ok=bool(collapse and collapse["collapsed"]))
             labels = out.pop("labels")
             save_array(run_dir / name / "labels.npy", labels)
             if data.labels is not None:
@@ -471,9 +493,12 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
                 out["external"] = external_scores(data.labels, labels)
             study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
             result = {"description": description, "n_features": int(X.shape[1]), **out,
-                      "study": study, "timings": dict(t), "warnings": _feature_warnings(name, X, config)}
+                      "study": study, "timings": dict(t),
+                      # A collapsed autoencoder's codes give numbers about the collapse, not the images.
+                      "meaningful": not (collapse and collapse["collapsed"]),
+                      "warnings": _feature_warnings(name, X, config, collapse)}
             for warning in result["warnings"]:
-                say(f"warning: {warning}")
+                say(f"{'WARNING' if not result['meaningful'] else 'warning'}: {warning}")
             stage.save(result)
         elif name.startswith("codes"):
             autoencoder("rgb" if name == "codes-rgb" else config.color)  # the report shows it
@@ -508,17 +533,52 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     return results
 
 
-def _feature_warnings(name: str, X: np.ndarray, config: RunConfig) -> list[str]:
-    """What a person should know before trusting the numbers of one feature set."""
+def collapse_line(trained: dict) -> str:
+    """One line on an autoencoder's code: constant features, reconstruction, verdict.
+
+    Parameters
+    ----------
+    trained : dict
+        A record of ``results["autoencoders"]``; one written before collapse
+        was measured has no ``"collapse"`` entry and gets a line that says so.
+
+    Returns
+    -------
+    str
+        For example ``"code (gray): 12 of 192 features constant, reconstruction MSE 0.13 x
+        the mean image's; not collapsed"``.
+    """
+    color = trained.get("config", {}).get("color", "?")
+    c = trained.get("collapse")
+    if not c:
+        return f"code ({color}): collapse not measured (a run from an older aeclust)"
+    ratio = "—" if c["mse_ratio"] is None else f"{c['mse_ratio']:.2f}"
+    verdict = "COLLAPSED" if c["collapsed"] else "not collapsed"
+    return (f"code ({color}): {c['constant_code_features']} of {c['n_code_features']} features constant, "
+            f"reconstruction MSE {ratio} x the mean image's; {verdict}")
+
+
+def _feature_warnings(name: str, X: np.ndarray, config: RunConfig, collapse: dict | None = None) -> list[str]:
+    """What a person should know before trusting the numbers of one feature set.
+
+    ``collapse`` is the verdict of :func:`aeclust.autoencoder.assess_collapse`
+    on the autoencoder whose codes ``X`` are (None for other feature sets).
+    """
     constant = int(np.count_nonzero(X.max(axis=0) == X.min(axis=0)))
-    if name.startswith("codes") and constant > X.shape[1] // 2:
-        # Seen with the study's ReLU autoencoder on some seeds: the code units die early in
-        # training, the decoder learns the mean image, and k-means splits a few outliers.
-        return [f"{constant} of the {X.shape[1]} code features are constant: the autoencoder collapsed "
-                f"(its ReLU units died in training, seed {config.seed}); its silhouette and Dunn describe "
-                f"a degenerate clustering. Try another --seed, or --code-activation linear"]
+    if collapse and collapse["collapsed"]:
+        # Seen with the study's ReLU autoencoder under PyTorch's initialisation on some seeds:
+        # the code units die early in training, the decoder learns the mean image, and k-means
+        # on the near-constant codes splits off a few outliers.
+        how = (f"{collapse['constant_code_features']} of its {collapse['n_code_features']} code features are "
+               f"constant and its reconstruction MSE is {collapse['mse_ratio']:.2f} x the mean image's (its decoder "
+               f"hardly uses the input)")
+        color = "rgb" if name == "codes-rgb" else config.color
+        hint = "try --ae-init keras or another --seed" if config.ae_init == "torch" else "try another --seed"
+        return [f"the autoencoder ({color} input, seed {config.seed}) collapsed: {how}. "
+                f"The silhouette and Dunn of its codes are not meaningful; {hint}"]
     if constant:
-        return [f"{constant} of the {X.shape[1]} features of {name} are constant"]
+        what = "code features" if name.startswith("codes") else f"features of {name}"
+        return [f"{constant} of the {X.shape[1]} {what} are constant"]
     return []
 
 

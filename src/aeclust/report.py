@@ -142,7 +142,10 @@ h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.35em .7em;text-align:right}
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.92em}
-.note{color:#555;font-size:.92em}.warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em .8em}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
+.note{color:#555;font-size:.92em}.warning{background:#fff4e5;border-left:4px solid #e69500;padding:.5em .8em}
+.alert{background:#fdecea;border:2px solid #c62828;color:#7f1010;padding:.7em 1em;font-size:1.05em}
+tr.not-meaningful td{color:#999;text-decoration:line-through}tr.not-meaningful td:first-child{text-decoration:none;color:#c62828}
+code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
 pre{padding:.8em;overflow-x:auto;font-size:.85em}
 """
 
@@ -175,14 +178,66 @@ def metrics_rows(results: dict) -> list[dict]:
             "study_dunn": study.get("dunn"),
             "iterations": fs["kmeans"]["n_iter"],
             "inertia": fs["kmeans"]["inertia"],
+            "meaningful": fs.get("meaningful", True),
         })
     return rows
 
 
 def external_rows(results: dict) -> list[dict]:
     """Accuracy, NMI, ARI and purity per feature set, where the true classes are known."""
-    return [{"feature_set": name, "description": fs.get("description", name), **fs["external"]}
+    return [{"feature_set": name, "description": fs.get("description", name),
+             "meaningful": fs.get("meaningful", True), **fs["external"]}
             for name, fs in results.get("feature_sets", {}).items() if fs.get("external")]
+
+
+def collapse_rows(results: dict) -> list[dict]:
+    """One row per trained autoencoder: its folder, input colour and collapse verdict (None if not measured)."""
+    return [{"folder": folder, "color": trained.get("config", {}).get("color"),
+             "seed": trained.get("config", {}).get("seed"), "init": trained.get("config", {}).get("init"),
+             "collapse": trained.get("collapse")}
+            for folder, trained in results.get("autoencoders", {}).items()]
+
+
+_NOT_MEANINGFUL = " — not meaningful: the autoencoder collapsed"
+
+
+def _row_attrs(row: dict) -> str:
+    """The attributes of a table row of one feature set; a collapsed autoencoder's codes are marked."""
+    attrs = f"data-feature-set='{html.escape(row['feature_set'])}'"
+    return attrs if row.get("meaningful", True) else attrs + " class='not-meaningful' data-meaningful='false'"
+
+
+def _row_label(row: dict) -> str:
+    label = html.escape(row["description"] or row["feature_set"])
+    return label if row.get("meaningful", True) else f"{label}<strong>{html.escape(_NOT_MEANINGFUL)}</strong>"
+
+
+def _collapse_html(results: dict) -> list[str]:
+    """A line per autoencoder on its code (constant features, reconstruction, verdict), and the rule."""
+    rows = collapse_rows(results)
+    if not rows:
+        return []
+    parts = ["<ul id='collapse'>"]
+    rule = None
+    for r in rows:
+        c = r["collapse"]
+        if not c:
+            text = f"Autoencoder ({r['color']} input): collapse not measured (a run from an older aeclust)."
+            parts.append(f"<li data-autoencoder='{html.escape(r['folder'])}'>{html.escape(text)}</li>")
+            continue
+        rule = c["rule"]
+        ratio = "—" if c["mse_ratio"] is None else f"{c['mse_ratio']:.2f}"
+        text = (f"Autoencoder ({r['color']} input, seed {r['seed']}, {r['init']} initialisation): "
+                f"{c['constant_code_features']} of {c['n_code_features']} code features constant on the "
+                f"{c.get('n_images', '?')} encoded images; reconstruction MSE {c['reconstruction_mse']:.5f}, "
+                f"{ratio} x the mean image's {c['mean_image_mse']:.5f}; ")
+        verdict = "<strong>collapsed</strong>" if c["collapsed"] else "not collapsed"
+        parts.append(f"<li data-autoencoder='{html.escape(r['folder'])}' "
+                     f"data-collapsed='{str(c['collapsed']).lower()}'>{html.escape(text)}{verdict}.</li>")
+    parts.append("</ul>")
+    if rule:
+        parts.append(f"<p class='note'>Rule: {html.escape(rule)}.</p>")
+    return parts
 
 
 def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, str]]]]) -> str:
@@ -198,16 +253,18 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
              f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
 
     for fs in results.get("feature_sets", {}).values():
+        loud = not fs.get("meaningful", True)
         for warning in fs.get("warnings", []):
-            parts.append(f"<p class='warning'><strong>Warning:</strong> {html.escape(warning)}</p>")
+            parts.append(f"<p class='{'alert' if loud else 'warning'}'><strong>{'WARNING' if loud else 'Warning'}:"
+                         f"</strong> {html.escape(warning)}</p>")
     parts.append("<h2>Cluster quality</h2>")
     parts.append("<table id='metrics'><thead><tr><th>features</th><th>dims</th>"
                  "<th>silhouette</th><th>study</th><th>Dunn</th><th>study</th>"
                  "<th>k-means iterations</th><th>inertia</th></tr></thead><tbody>")
     for r in metrics_rows(results):
         parts.append(
-            f"<tr data-feature-set='{html.escape(r['feature_set'])}'>"
-            f"<td>{html.escape(r['description'] or r['feature_set'])}</td><td>{_fmt(r['n_features'])}</td>"
+            f"<tr {_row_attrs(r)}>"
+            f"<td>{_row_label(r)}</td><td>{_fmt(r['n_features'])}</td>"
             f"<td class='silhouette'>{_fmt(r['silhouette'])}</td><td>{_fmt(r['study_silhouette'])}</td>"
             f"<td class='dunn'>{_fmt(r['dunn'])}</td><td>{_fmt(r['study_dunn'])}</td>"
             f"<td>{_fmt(r['iterations'])}</td><td>{r['inertia']:.6g}</td></tr>")
@@ -217,6 +274,10 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
                  "between two points of the same cluster, exact. k = "
                  f"{_fmt(results.get('config', {}).get('k'))}, the same k-means for every feature set. "
                  "The study's numbers are those it reports for the CIFAR-10 test set.</p>")
+    collapse = _collapse_html(results)
+    if collapse:
+        parts.append("<h2>Autoencoder code</h2>")
+        parts.extend(collapse)
 
     ext = external_rows(results)
     if ext:
@@ -226,8 +287,8 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
         parts.append("<table id='external'><thead><tr><th>features</th><th>accuracy</th><th>NMI</th>"
                      "<th>ARI</th><th>purity</th></tr></thead><tbody>")
         for r in ext:
-            parts.append(f"<tr data-feature-set='{html.escape(r['feature_set'])}'>"
-                         f"<td>{html.escape(r['description'])}</td><td class='acc'>{_fmt(r['acc'])}</td>"
+            parts.append(f"<tr {_row_attrs(r)}>"
+                         f"<td>{_row_label(r)}</td><td class='acc'>{_fmt(r['acc'])}</td>"
                          f"<td class='nmi'>{_fmt(r['nmi'])}</td><td class='ari'>{_fmt(r['ari'])}</td>"
                          f"<td class='purity'>{_fmt(r['purity'])}</td></tr>")
         if results.get("config", {}).get("dataset") in ("cifar10", "cifar-10"):
@@ -337,3 +398,117 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
     sections = [("Autoencoder", autoencoder_figs), ("Learned features", learned_figs), ("Clusters", cluster_figs),
                 ("Clusters against classes", confusion_figs)]
     return write_report(run_dir, results, sections)
+
+
+# -----------------------------------------------------------------------------
+# many seeds (aeclust run --seeds)
+
+_SEED_METRICS = (("silhouette", "silhouette"), ("dunn", "Dunn's index"))
+
+
+def plot_seed_strips(results: dict, path: Path) -> Path:
+    """One panel per metric: a point per seed for each feature set, its mean, the study's number.
+
+    Seeds whose numbers are not meaningful (a collapsed autoencoder) are drawn as
+    red crosses and left out of the mean.
+    """
+    plt = _pyplot()
+    names = list(results.get("summary", {}))
+    rows = results.get("per_seed", [])
+    fig, axes = plt.subplots(1, len(_SEED_METRICS), figsize=(4.2 * len(_SEED_METRICS), 3.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], _SEED_METRICS):
+        for x, name in enumerate(names):
+            cells = [(r["seed"], r["feature_sets"][name]) for r in rows if name in r["feature_sets"]]
+            ok = [c[key] for _, c in cells if c["meaningful"] and c[key] is not None]
+            bad = [c[key] for _, c in cells if not c["meaningful"] and c[key] is not None]
+            spread = np.linspace(-0.18, 0.18, max(len(cells), 1))
+            ax.scatter(x + spread[: len(ok)], ok, s=22, color="tab:blue", zorder=3,
+                       label="a seed" if x == 0 else None)
+            if bad:
+                ax.scatter(x + spread[len(ok): len(ok) + len(bad)], bad, s=30, marker="x", color="tab:red",
+                           zorder=3, label="collapsed (not meaningful)")
+            if ok:
+                ax.plot([x - 0.3, x + 0.3], [float(np.mean(ok))] * 2, color="black", lw=1.2,
+                        label="mean" if x == 0 else None)
+            study = results.get("study", {}).get(name, {}).get(key)
+            if study is not None:
+                ax.plot([x - 0.35, x + 0.35], [study, study], color="tab:orange", lw=2, ls="--",
+                        label="the study" if x == 0 or "codes" in name else None)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_title(f"{label} per seed")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _mean_sd(stats: dict | None) -> str:
+    if not stats:
+        return "—"
+    return f"{stats['mean']:.4f} ± {stats['sd']:.4f}"
+
+
+def render_seeds_html(results: dict, figure: Path) -> str:
+    """The page of a many-seed run: summary over the seeds, the strip plot, a row per seed."""
+    title = results.get("title", "")
+    names = list(results.get("summary", {}))
+    study = results.get("study", {})
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<title>aeclust report — {html.escape(title)}</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
+    collapsed = [(r["seed"], folder) for r in results.get("per_seed", [])
+                 for folder, c in r.get("collapsed", {}).items() if c.get("collapsed")]
+    for seed, folder in collapsed:
+        parts.append(f"<p class='alert'><strong>WARNING:</strong> the {html.escape(folder)} of seed {seed} "
+                     "collapsed; its codes' numbers are not meaningful and are left out of the means.</p>")
+    parts.append("<h2>Over the seeds</h2>")
+    parts.append("<table id='seed-summary'><thead><tr><th>features</th><th>seeds</th><th>silhouette</th>"
+                 "<th>study</th><th>Dunn</th><th>study</th><th>accuracy</th><th>NMI</th></tr></thead><tbody>")
+    for name in names:
+        s = results["summary"][name]
+        left_out = f" ({s['n_not_meaningful']} left out)" if s.get("n_not_meaningful") else ""
+        parts.append(f"<tr><td>{html.escape(name)}</td><td>{s['n_seeds']}{left_out}</td>"
+                     f"<td class='silhouette'>{_mean_sd(s.get('silhouette'))}</td>"
+                     f"<td>{_fmt(study.get(name, {}).get('silhouette'))}</td>"
+                     f"<td class='dunn'>{_mean_sd(s.get('dunn'))}</td><td>{_fmt(study.get(name, {}).get('dunn'))}</td>"
+                     f"<td>{_mean_sd(s.get('acc'))}</td><td>{_mean_sd(s.get('nmi'))}</td></tr>")
+    parts.append("</tbody></table>")
+    parts.append("<p class='note'>Mean ± sample standard deviation over the seeds whose numbers are meaningful. "
+                 "Each seed sets the k-means start and the autoencoder's weights and shuffling.</p>")
+    parts.append(f"<figure id='fig-seeds'><img alt='silhouette and Dunn per seed' src='{_data_uri(figure)}'>"
+                 "<figcaption>One point per seed; black: the mean; dashed orange: the study's number."
+                 "</figcaption></figure>")
+    parts.append("<h2>Per seed</h2>")
+    head = "".join(f"<th>{html.escape(n)} silhouette</th><th>{html.escape(n)} Dunn</th>" for n in names)
+    parts.append(f"<table id='per-seed'><thead><tr><th>seed</th>{head}<th>report</th></tr></thead><tbody>")
+    folders = results.get("folders", {})
+    for r in results.get("per_seed", []):
+        cells = ""
+        for n in names:
+            c = r["feature_sets"].get(n)
+            style = "" if c is None or c["meaningful"] else " class='not-meaningful-cell' style='color:#c62828'"
+            cells += (f"<td{style}>{_fmt(None if c is None else c['silhouette'])}</td>"
+                      f"<td{style}>{_fmt(None if c is None else c['dunn'])}</td>")
+        folder = folders.get(str(r["seed"]), f"seed-{r['seed']}")
+        parts.append(f"<tr><td>{r['seed']}</td>{cells}"
+                     f"<td><a href='{html.escape(folder)}/report.html'>{html.escape(folder)}/</a></td></tr>")
+    parts.append("</tbody></table>")
+    parts.append("<h2>Configuration, timings and versions</h2>")
+    details = {k: results.get(k) for k in ("config", "timings", "versions") if k in results}
+    parts.append(f"<pre>{html.escape(json.dumps(details, indent=2))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build_seeds_report(run_dir: Path, results: dict) -> Path:
+    """``figures/seeds.png`` and ``report.html`` of a many-seed run, each written atomically."""
+    run_dir = Path(run_dir)
+    figure = plot_seed_strips(results, run_dir / "figures" / "seeds.png")
+    path = run_dir / "report.html"
+    write_text(path, render_seeds_html(results, figure))
+    return path
