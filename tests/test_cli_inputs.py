@@ -3,6 +3,7 @@ every numeric option refused at the command line when out of range."""
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -219,3 +220,36 @@ def test_help_states_the_seed_range(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "0 to 4294967295" in " ".join(capsys.readouterr().out.split())
+
+
+# -- the autoencoder's initialisation ---------------------------------------------------------
+
+
+def test_ae_init_is_its_own_option_beside_the_kmeans_init(capsys):
+    parser = cli.build_parser()
+    for command in ("run", "train"):
+        assert parser.parse_args([command]).ae_init == "keras"
+        assert parser.parse_args([command, "--ae-init", "torch"]).ae_init == "torch"
+        assert not hasattr(parser.parse_args([command]), "init")  # --init is k-means' (cluster, sweep)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--ae-init", "he"])
+    assert exc.value.code == 2
+    assert "argument --ae-init: invalid choice: 'he'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("init", ["keras", "torch"])
+def test_ae_init_reaches_results_json_and_the_checkpoint(init, fake_cifar, tmp_path, capsys):
+    from aeclust.autoencoder import load_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--epochs", "1", "--device", "cpu", "--ae-init", init, "--quiet"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["ae_init"] == init and r["config"]["autoencoder"]["init"] == init
+    assert r["autoencoders"]["autoencoder"]["config"]["init"] == init
+    assert load_checkpoint(out / "autoencoder" / "model.pt").config.init == init
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "ae"), "--epochs", "1", "--device", "cpu", "--ae-init", init]) == 0
+    assert load_checkpoint(tmp_path / "ae" / "model.pt").config.init == init
+    # 'aeclust train' reports the collapse check too, on the test images.
+    assert re.search(r"^code \(gray\): \d+ of 192 features constant, reconstruction MSE [0-9.]+ x the mean "
+                     r"image's; (not collapsed|COLLAPSED) \(on the test images\)$", capsys.readouterr().out, re.M)

@@ -481,8 +481,10 @@ def render_seeds_html(results: dict, figure: Path) -> str:
     parts.append("<p class='note'>Mean ± sample standard deviation over the seeds whose numbers are meaningful. "
                  "Each seed sets the k-means start and the autoencoder's weights and shuffling.</p>")
     parts.append(f"<figure id='fig-seeds'><img alt='silhouette and Dunn per seed' src='{_data_uri(figure)}'>"
-                 "<figcaption>One point per seed; black: the mean; dashed orange: the study's number."
-                 "</figcaption></figure>")
+                 "<figcaption>One point per seed; black: the mean"
+                 + ("; dashed orange: the study's number" if study else "")
+                 + ("; red crosses: collapsed, left out of the mean" if collapsed else "")
+                 + ".</figcaption></figure>")
     parts.append("<h2>Per seed</h2>")
     head = "".join(f"<th>{html.escape(n)} silhouette</th><th>{html.escape(n)} Dunn</th>" for n in names)
     parts.append(f"<table id='per-seed'><thead><tr><th>seed</th>{head}<th>report</th></tr></thead><tbody>")
