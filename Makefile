@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 OUT    ?= runs/study
 
-.PHONY: run test setup setup-test bench features docs clean
+.PHONY: run test setup setup-test bench features docs docs-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ features: setup-test
 # (a few minutes: one aeclust run); `tools/quote_outputs.py --check` compares without writing.
 docs: setup
 	$(BIN)/python tools/quote_outputs.py
+
+# Every quoted output checked against a fresh run, the multi-minute ones included (make test leaves those out).
+docs-check: setup-test
+	$(BIN)/python -m pytest -m "docs or realdata" tests/test_quoted_outputs.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

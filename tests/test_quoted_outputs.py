@@ -136,4 +136,11 @@ def test_quoted_cluster_outputs_match_the_commands(cifar_dir, tmp_path):
 @pytest.mark.slow
 def test_quoted_study_run_output_matches_the_command(cifar_dir, tmp_path):
     # aeclust run: the part-2 block and the baseline rows of the features table; about two minutes.
-    _check(["aeclust run"], cifar_dir, tmp_path)
+    _check(["aeclust run --out runs/study"], cifar_dir, tmp_path)
+
+
+@pytest.mark.realdata
+@pytest.mark.docs
+def test_quoted_many_seed_run_output_matches_the_command(cifar_dir, tmp_path):
+    # aeclust run --seeds 0..4: five trainings, about five minutes on 2 CPUs; `make docs-check` runs it.
+    _check(["aeclust run --seeds"], cifar_dir, tmp_path)

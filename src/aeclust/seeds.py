@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from multiprocessing.connection import wait
@@ -220,7 +221,7 @@ def run_seeds(config: RunConfig | None = None, seeds=(0, 1, 2, 3, 4), *, jobs: i
         Seeds run at the same time, each in its own process (default: every seed,
         up to ``max(MAX_JOBS, CPUs)``). 1 runs them one after the other in this process.
     say : callable, optional
-        Receives one line per finished seed (default: ``print`` when ``config.progress``).
+        Receives one line per finished seed (default: printed to stderr when ``config.progress``).
 
     Returns
     -------
@@ -239,8 +240,8 @@ def run_seeds(config: RunConfig | None = None, seeds=(0, 1, 2, 3, 4), *, jobs: i
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise InvalidInputError(f"jobs must be a positive whole number, got {jobs!r}")
     jobs = min(len(seeds), jobs or max(MAX_JOBS, cpu_count()))
-    if say is None:
-        say = print if config.progress else (lambda *a, **k: None)
+    if say is None:  # progress, on stderr beside the bars: the seeds finish in any order
+        say = (lambda line: print(line, file=sys.stderr, flush=True)) if config.progress else (lambda *a, **k: None)
     run_dir = Path(config.out)
     check_writable(run_dir)
     if not config.resume:
