@@ -400,15 +400,6 @@ def auto_conclusion(summary: list[dict]) -> str:
             f"{len(closest['seeds'])} seed(s)).")
 
 
-def _seed_list(text: str) -> list[int]:
-    """``0,1,2``, ``0..19`` or a mix."""
-    seeds: list[int] = []
-    for part in filter(None, text.split(",")):
-        lo, sep, hi = part.partition("..")
-        seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
-    return seeds
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names")
@@ -431,7 +422,9 @@ def main(argv=None) -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants: {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    seeds = _seed_list(args.seeds)
+    from aeclust.seeds import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
     done = {(r["variant"], r["seed"]) for r in load_results(results) if init_of(r) == "keras"}
     todo = [(v, s) for s in seeds for v in names if (v, s) not in done]  # every variant's first seed first
     print(f"{len(todo)} runs to do, {len(done)} already in {results}", flush=True)

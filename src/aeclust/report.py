@@ -240,17 +240,29 @@ def _collapse_html(results: dict) -> list[str]:
     return parts
 
 
+def _page_head(title: str) -> list[str]:
+    """The start of a report page, up to its title line."""
+    return ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>aeclust report — {html.escape(title)}</title>",
+            f"<style>{_CSS}</style></head><body>",
+            f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
+
+
+def _page_tail(results: dict) -> list[str]:
+    """The end of a report page: configuration, timings and versions."""
+    details = {k: results.get(k) for k in ("config", "timings", "versions") if k in results}
+    return ["<h2>Configuration, timings and versions</h2>",
+            f"<pre>{html.escape(json.dumps(details, indent=2))}</pre>", "</body></html>"]
+
+
 def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, str]]]]) -> str:
     """The report page: metrics beside the study's numbers, then each section's figures, then details.
 
     ``sections`` is a list of ``(heading, [(figure_id, png_path, caption), ...])``.
     """
     title = results.get("title", "")
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<title>aeclust report — {html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
+    parts = _page_head(title)
 
     for fs in results.get("feature_sets", {}).values():
         loud = not fs.get("meaningful", True)
@@ -312,10 +324,7 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
             parts.append(f"<figure id='fig-{html.escape(fig_id)}'><img alt='{html.escape(caption)}' "
                          f"src='{_data_uri(path)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
 
-    parts.append("<h2>Configuration, timings and versions</h2>")
-    details = {k: results.get(k) for k in ("config", "timings", "versions") if k in results}
-    parts.append(f"<pre>{html.escape(json.dumps(details, indent=2))}</pre>")
-    parts.append("</body></html>")
+    parts += _page_tail(results)
     return "\n".join(parts)
 
 
@@ -456,11 +465,7 @@ def render_seeds_html(results: dict, figure: Path) -> str:
     title = results.get("title", "")
     names = list(results.get("summary", {}))
     study = results.get("study", {})
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<title>aeclust report — {html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>aeclust report</h1><p class='note'>{html.escape(title)}</p>"]
+    parts = _page_head(title)
     collapsed = [(r["seed"], folder) for r in results.get("per_seed", [])
                  for folder, c in r.get("collapsed", {}).items() if c.get("collapsed")]
     for seed, folder in collapsed:
@@ -500,10 +505,7 @@ def render_seeds_html(results: dict, figure: Path) -> str:
         parts.append(f"<tr><td>{r['seed']}</td>{cells}"
                      f"<td><a href='{html.escape(folder)}/report.html'>{html.escape(folder)}/</a></td></tr>")
     parts.append("</tbody></table>")
-    parts.append("<h2>Configuration, timings and versions</h2>")
-    details = {k: results.get(k) for k in ("config", "timings", "versions") if k in results}
-    parts.append(f"<pre>{html.escape(json.dumps(details, indent=2))}</pre>")
-    parts.append("</body></html>")
+    parts += _page_tail(results)
     return "\n".join(parts)
 
 
