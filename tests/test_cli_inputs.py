@@ -92,7 +92,7 @@ def test_sweep_writes_its_table_and_plot(tmp_path, capsys):
 
 
 def test_sweep_codes_without_a_model_is_a_clear_error(tmp_path, capsys):
-    assert main(["sweep", "--dataset", "digits", "--features", "codes", "--out", str(tmp_path)]) == 2
+    assert main(["sweep", "--dataset", "digits", "--feature-set", "codes", "--out", str(tmp_path)]) == 2
     assert "--model" in capsys.readouterr().err
 
 

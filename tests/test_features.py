@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from aeclust.errors import InvalidInputError
-from aeclust.features import FEATURES, fit_features, load_features
+from aeclust.features import EXTRACTORS, fit_features, load_features
 
 SMALL = {
-    "ae": {"epochs": 1},
+    "codes": {"epochs": 1},
     "simclr": {"epochs": 1, "batch_size": 64, "widths": [8, 16, 16, 32], "proj_dim": 8},
     "kmeans-patches": {"n_atoms": 16, "n_patches": 2000, "pca": 10, "pca_images": 100},
 }
-DIMS = {"ae": 192, "simclr": 8, "kmeans-patches": 10}  # simclr: the projection head's output
+DIMS = {"codes": 192, "simclr": 8, "kmeans-patches": 10}  # simclr: the projection head's output
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def images():
     return rng.integers(0, 256, size=(200, 32, 32, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name", sorted(FEATURES))
+@pytest.mark.parametrize("name", sorted(EXTRACTORS))
 def test_fit_transform_save_load(name, images, tmp_path):
     ext = fit_features(name, images, seed=0, device="cpu", out_dir=tmp_path, progress=False, **SMALL[name])
     X = ext.transform(images[:50])
@@ -71,7 +71,7 @@ def test_nt_xent_prefers_matching_pairs():
     assert nt_xent(z, z, 0.2) < nt_xent(z, z[torch.randperm(16)], 0.2)
 
 
-@pytest.mark.parametrize("name", sorted(FEATURES))
+@pytest.mark.parametrize("name", sorted(EXTRACTORS))
 def test_fit_without_out_dir(name, images):
     ext = fit_features(name, images[:100], seed=0, device="cpu", progress=False, **SMALL[name])
     assert ext.transform(images[:5]).shape == (5, DIMS[name])

@@ -137,8 +137,8 @@ def test_report_without_a_run_is_a_clear_error(tmp_path, capsys):
 
 def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
     out = tmp_path / "learned"
-    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), "--feature-sets", "pixels",
-                 "--features", "simclr", "--train-limit", "256", "--test-limit", "120", "--quiet"]) == 0
+    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), "--feature-sets", "pixels,simclr",
+                 "--train-limit", "256", "--test-limit", "120", "--quiet"]) == 0
     r = json.loads((out / "results.json").read_text())
     assert list(r["feature_sets"]) == ["pixels", "simclr"]
     assert r["feature_sets"]["simclr"]["n_features"] == 64  # the projection head's output
@@ -160,7 +160,7 @@ def test_a_collapsed_autoencoder_is_flagged():
     warnings = _feature_warnings("codes", dead, RunConfig(seed=2, ae_init="torch"), collapse)
     assert len(warnings) == 1
     assert "seed 2" in warnings[0] and "189 of its 192 code features are constant" in warnings[0]
-    assert "not meaningful" in warnings[0] and "--ae-init keras" in warnings[0]
+    assert "not meaningful" in warnings[0] and "Keras' initialisation" in warnings[0]
     # Mostly constant, but the decoder reconstructs well: not collapsed, the constant features still named.
     alive = collapse_verdict(dead, 0.007, 0.056)
     assert _feature_warnings("codes", dead, RunConfig(seed=2), alive) == [

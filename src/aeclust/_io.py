@@ -117,3 +117,47 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, os.PathLike):
         return os.fspath(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def save_array(path: str | os.PathLike, array) -> None:
+    """Write a numpy array as ``.npy`` to ``path`` atomically."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
+
+
+def check_writable(out: str | os.PathLike) -> None:
+    """Fail before any work when the output directory ``out`` cannot be created or written.
+
+    Raises
+    ------
+    AeclustError
+        Naming the directory and the reason (permission denied, a file in the way, ...).
+    """
+    from .errors import AeclustError
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AeclustError(f"cannot write to output directory {out}: {exc.strerror or exc}; "
+                           f"choose another output directory") from None
+
+
+def remove_stale_temp_files(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of atomic writes that a killed process left in ``run_dir``.
+
+    A process killed outright (SIGKILL, power loss) cannot remove the temporary
+    file it was writing; it never has a final name, so nothing reads it, but it
+    would stay forever. Returns the removed paths.
+    """
+    removed = []
+    for tmp in Path(run_dir).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

@@ -19,6 +19,8 @@ from pathlib import Path
 from . import __version__
 from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
+from .features import ALL_FEATURE_SETS, FEATURE_SETS, feature_set_names
+from .pipeline import CLUSTER_FEATURE_SETS
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -196,6 +198,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
+class _Deprecated(argparse.Action):
+    """An old spelling that works for one more release: it names the new one on stderr, then acts as it.
+
+    ``convert`` maps the old value to the new option's; with ``append`` the value
+    is added to the list in ``dest`` instead of replacing it.
+    """
+
+    def __init__(self, option_strings, dest, *, new: str, convert=None, append: bool = False, **kwargs):
+        kwargs.setdefault("help", f"deprecated: use {new}")
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.convert, self.append = new, convert, append
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"aeclust: {option_string} is deprecated and goes in the next release; use {self.new}",
+              file=sys.stderr)
+        value = self.convert(values) if self.convert else values
+        if self.append:
+            setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), value])
+        else:
+            setattr(namespace, self.dest, value)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz "
@@ -235,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initialisation (default: random data points, as in the study)")
     p.add_argument("--n-init", type=_n_init, default=1,
                    help=f"restarts, 1 to {N_INIT_MAX}; the run with the lowest inertia is kept (default: 1)")
-    p.add_argument("--color", choices=["gray", "rgb"], default="gray",
-                   help="pixel features: grayscale (1024, the study) or RGB (3072)")
+    p.add_argument("--feature-set", choices=CLUSTER_FEATURE_SETS, default="pixels",
+                   help="what to cluster: grayscale pixels (1024 for CIFAR-10, the study; default), RGB pixels "
+                        "(3072) or their PCA (50 components)")
+    p.add_argument("--color", choices=["gray", "rgb"], dest="feature_set", action=_Deprecated,
+                   new="--feature-set pixels or --feature-set pixels-rgb",
+                   convert=lambda c: "pixels-rgb" if c == "rgb" else "pixels")
     p.add_argument("--out", metavar="DIR", help="run directory for results.json and labels.npy")
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (default: the 10,000 test images), digits, a folder of images or a .npy/.npz file")
@@ -265,12 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "images), digits (scikit-learn's 8x8 digits, offline), a folder of images (class "
                         "sub-folders give labels) or a .npy/.npz file")
     p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
-                   help="comma-separated feature sets to compare: pixels, pixels-rgb, pca, codes, codes-rgb, "
-                        "simclr, kmeans-patches, or 'all' (default: pixels,codes — the study)")
-    p.add_argument("--features", metavar="NAME", action="append", default=[],
-                   help="add a learned feature set to the comparison: simclr (contrastive, the strongest here; "
-                        "12 to 14 minutes of training on 2 CPU cores, see docs/features.md) or "
-                        "kmeans-patches; repeatable")
+                   help=f"comma-separated feature sets to compare: {', '.join(FEATURE_SETS)}, or 'all' "
+                        f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (about "
+                        f"7 minutes of training on 2 CPU cores, see docs/features.md) (default: pixels,codes — "
+                        f"the study)")
+    p.add_argument("--features", metavar="NAME", dest="extra_feature_sets", default=[], action=_Deprecated,
+                   new="--feature-sets pixels,codes,NAME", append=True)
     p.add_argument("--k", type=_k, default=10, help=f"number of clusters, 2 to {K_MAX} (default: 10)")
     seed = p.add_mutually_exclusive_group()
     seed.add_argument("--seed", type=_seed, default=0,
@@ -336,10 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"k values from 2 to {K_MAX}: '2..20', '2,4,8' or '5' (default: 2..20)")
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (the test images), digits, a folder of images or a .npy/.npz file")
-    p.add_argument("--features", choices=["pixels", "pixels-rgb", "pca", "codes"], default="pixels",
+    p.add_argument("--feature-set", choices=[*CLUSTER_FEATURE_SETS, "codes"], default="pixels",
                    help="what to cluster: grayscale pixels (default), RGB pixels, PCA of grayscale pixels, "
                         "or autoencoder codes (with --model)")
-    p.add_argument("--model", metavar="PATH", help="model.pt of a trained autoencoder, for --features codes")
+    p.add_argument("--features", choices=[*CLUSTER_FEATURE_SETS, "codes"], dest="feature_set",
+                   action=_Deprecated, new="--feature-set")
+    p.add_argument("--model", metavar="PATH", help="model.pt of a trained autoencoder, for --feature-set codes")
     p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {SEED_MAX} (default: 0)")
     p.add_argument("--init", choices=["random", "k-means++"], default="random", help="initialisation (default: random)")
     p.add_argument("--n-init", type=_n_init, default=1,
@@ -364,8 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("autoencoder")
-    g.add_argument("--color", choices=["gray", "rgb"], default="gray",
-                   help="autoencoder input: grayscale (the study) or RGB")
+    g.add_argument("--ae-color", choices=["gray", "rgb"], default="gray",
+                   help="autoencoder input: grayscale (the study; default) or RGB")
+    g.add_argument("--color", choices=["gray", "rgb"], dest="ae_color", action=_Deprecated, new="--ae-color")
     g.add_argument("--epochs", type=_int_in(1, EPOCHS_MAX), default=10,
                    help=f"training epochs, 1 to {EPOCHS_MAX} (default: 10)")
     g.add_argument("--batch-size", type=_int_in(1, BATCH_SIZE_MAX), default=32,
@@ -388,18 +419,12 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
 
 
 def _feature_sets(text: str, extra: list[str] = ()) -> tuple[str, ...]:
-    from .pipeline import FEATURE_SETS, LEARNED
-
-    if text.strip() == "all":  # every cheap feature set; learned ones train for minutes, so only on request
-        names = [f for f in FEATURE_SETS if f not in LEARNED]
-    else:
-        names = [part.strip() for part in text.split(",") if part.strip()]
-    return tuple(dict.fromkeys([*names, *extra]))
+    return tuple(dict.fromkeys([*feature_set_names(text), *extra]))
 
 
 def _autoencoder_kwargs(args) -> dict:
     """The autoencoder options as :class:`aeclust.autoencoder.AutoencoderConfig` fields."""
-    return {"color": args.color, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+    return {"color": args.ae_color, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "optimizer": args.optimizer, "kernel_size": args.kernel_size, "activation": args.activation,
             "code_activation": args.code_activation, "init": args.ae_init}
 
@@ -426,7 +451,7 @@ def _cmd_cluster(args) -> int:
     from .pipeline import run_cluster
 
     results = run_cluster(data_dir=args.data_dir, out=args.out, dataset=args.dataset, k=args.k,
-                          seed=args.seed, color=args.color, init=args.init, n_init=args.n_init,
+                          seed=args.seed, feature_set=args.feature_set, init=args.init, n_init=args.n_init,
                           download=not args.no_download, progress=not args.quiet,
                           scheduler=args.scheduler, chunk_rows=args.chunk_rows)
     if not args.quiet:
@@ -476,7 +501,7 @@ def _cmd_run(args) -> int:
 
     ae_options = _autoencoder_kwargs(args)
     config = RunConfig(out=args.out, data_dir=args.data_dir, dataset=args.dataset,
-                       feature_sets=_feature_sets(args.feature_sets, args.features), k=args.k, seed=args.seed, device=args.device,
+                       feature_sets=_feature_sets(args.feature_sets, args.extra_feature_sets), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
                        ae_init=ae_options.pop("init"), **ae_options)
@@ -521,8 +546,8 @@ def _print_seeds_summary(results: dict, out: str) -> None:
 
 def _cmd_train(args) -> int:
     from .autoencoder import AutoencoderConfig, train_autoencoder
+    from ._io import check_writable
     from .datasets import load_cifar10
-    from .pipeline import check_writable
 
     config = AutoencoderConfig(seed=args.seed, **_autoencoder_kwargs(args))
     out = Path(args.out)
@@ -550,8 +575,8 @@ def _cmd_train(args) -> int:
 
 def _cmd_encode(args) -> int:
     from .autoencoder import encode, load_checkpoint
+    from ._io import check_writable, save_array
     from .datasets import load_cifar10
-    from .pipeline import check_writable, save_array
 
     check_writable(Path(args.out).absolute().parent)
     model = load_checkpoint(args.model).model
@@ -565,36 +590,27 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from ._io import check_writable
     from .inputs import load_dataset
-    from .pipeline import PCA_COMPONENTS, check_writable, pca
+    from .pipeline import feature_matrix
     from .sweep import preferred_k, sweep, write_sweep
 
     ks = args.k  # read and checked by _k_values
     out = Path(args.out)
     check_writable(out)
+    if args.feature_set == "codes" and not args.model:
+        raise AeclustError("--feature-set codes needs --model PATH (a model.pt from 'aeclust train' or 'aeclust run')")
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download, progress=not args.quiet)
-    if args.features == "codes":
-        if not args.model:
-            raise AeclustError("--features codes needs --model PATH (a model.pt from 'aeclust train' or 'aeclust run')")
-        if not data.has_images:
-            raise AeclustError(f"{data.name} is a feature matrix; the autoencoder needs images")
-        from .autoencoder import encode, load_checkpoint
-
-        X = encode(load_checkpoint(args.model).model, data.images)
-    elif args.features == "pca":
-        X = data.to_matrix("gray")
-        X = pca(X, min(PCA_COMPONENTS, *X.shape))
-    else:
-        X = data.to_matrix("rgb" if args.features == "pixels-rgb" else "gray")
+    X = feature_matrix(data, args.feature_set, model=args.model)
     if max(ks) > len(X):
         raise AeclustError(f"k up to {max(ks)} asked for, but {data.name} has only {len(X)} samples")
     rows = sweep(X, ks, seed=args.seed, init=args.init, n_init=args.n_init, progress=not args.quiet)
-    config = {"dataset": data.name, "features": args.features, "n_samples": int(X.shape[0]),
+    config = {"dataset": data.name, "features": args.feature_set, "n_samples": int(X.shape[0]),
               "n_features": int(X.shape[1]), "k": ks, "seed": args.seed, "init": args.init, "n_init": args.n_init}
     write_sweep(out, rows, config)
     if not args.quiet:
         best = preferred_k(rows)
-        print(f"aeclust sweep: {data.name}, {args.features}, k = {ks[0]}..{ks[-1]}")
+        print(f"aeclust sweep: {data.name}, {args.feature_set}, k = {ks[0]}..{ks[-1]}")
         print(f"  {'k':>4}{'inertia':>14}{'silhouette':>12}{'Dunn':>9}")
         for r in rows:
             print(f"  {r['k']:>4}{r['inertia']:>14.6g}{r['silhouette']:>12.4f}{r['dunn']:>9.4f}")

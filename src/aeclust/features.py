@@ -1,7 +1,13 @@
-"""Learned features for k-means, behind one interface.
+"""Feature sets: what k-means clusters, by name, in one registry.
 
-Every entry of :data:`FEATURES` learns from unlabeled uint8 RGB images and
-returns an extractor::
+:data:`FEATURE_SETS` maps every name that ``aeclust run``, ``cluster`` and
+``sweep`` accept to a :class:`FeatureSet`: a description, whether it needs RGB
+images, whether it learns from the training images, and the function that
+builds the matrix from a :class:`FeatureInputs`. The CLI's choices, the
+pipeline's checks and its stages all read this one table.
+
+The learned feature sets also stand alone, as extractors that learn from
+unlabeled uint8 RGB images::
 
     ext = fit_features("simclr", train_images, seed=0, out_dir="runs/f")
     X = ext.transform(test_images)          # float32 (n, d)
@@ -11,9 +17,9 @@ returns an extractor::
 weights, each written atomically. Config fields can be overridden by keyword:
 ``fit_features("simclr", x, epochs=5)``.
 
-Entries:
+Learned extractors (:data:`EXTRACTORS`):
 
-``ae``
+``codes``
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
@@ -30,15 +36,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from ._io import write_json
 from .errors import AeclustError, InvalidInputError
 
-DEFAULT = "ae"
+DEFAULT = "codes"
 
 
 class Extractor(Protocol):
@@ -53,7 +60,7 @@ class Extractor(Protocol):
 
 
 class AutoencoderFeatures:
-    name = "ae"
+    name = "codes"
 
     def __init__(self, model, device="cpu"):
         self.model, self.config, self.device = model, model.config, device
@@ -139,17 +146,17 @@ class _Patches:
 
 
 #: name -> a class with ``fit(images, *, seed, device, out_dir, progress, **config)`` and ``load(out_dir)``.
-FEATURES: dict[str, Any] = {
-    "ae": AutoencoderFeatures,
+EXTRACTORS: dict[str, Any] = {
+    "codes": AutoencoderFeatures,
     "simclr": ContrastiveFeatures,
     "kmeans-patches": _Patches,
 }
 
 
 def _entry(name: str):
-    if name not in FEATURES:
-        raise InvalidInputError(f"unknown features {name!r}; choose one of {', '.join(FEATURES)}")
-    return FEATURES[name]
+    if name not in EXTRACTORS:
+        raise InvalidInputError(f"unknown features {name!r}; choose one of {', '.join(EXTRACTORS)}")
+    return EXTRACTORS[name]
 
 
 def fit_features(
@@ -188,3 +195,165 @@ def load_features(out_dir: str | os.PathLike, *, device: str = "cpu") -> Extract
         raise AeclustError(f"no features.json in {out_dir}")
     meta = json.loads(meta_path.read_text())
     return _entry(meta["name"]).load(out_dir, device=device)
+
+
+# -----------------------------------------------------------------------------
+# the registry of feature sets
+
+
+@dataclass
+class FeatureInputs:
+    """What a feature set is built from.
+
+    Attributes
+    ----------
+    images : ndarray
+        The uint8 images to cluster, (n, h, w, 3) or (n, h, w).
+    train_images : ndarray or None
+        The images learned feature sets learn from (None where none learn).
+    k : int
+        The number of clusters k-means will look for (simclr's cluster head learns as many).
+    seed : int
+    autoencoder : callable, optional
+        ``autoencoder(color)`` gives the trained autoencoder for an input colour
+        ("gray" or "rgb"); the pipeline trains it, or loads it when resuming.
+    ae_color : str
+        The autoencoder input colour of the "codes" feature set.
+    out_dir : Path or None
+        Where a learned feature set keeps its model.
+    device : str
+    progress : bool
+    """
+
+    images: np.ndarray
+    train_images: np.ndarray | None = None
+    k: int = 10
+    seed: int = 0
+    autoencoder: Callable[[str], Any] | None = None
+    ae_color: str = "gray"
+    out_dir: Path | None = None
+    device: str = "auto"
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One entry of :data:`FEATURE_SETS`.
+
+    ``build(inputs)`` returns the float32 matrix (one row per image) and a
+    description of it for tables and reports (with sizes only known then).
+    """
+
+    name: str
+    description: str
+    rgb: bool
+    learned: bool
+    build: Callable[[FeatureInputs], tuple[np.ndarray, str]]
+
+    def needs_rgb(self, ae_color: str = "gray") -> bool:
+        """Whether the set needs RGB images (the "codes" set does when its autoencoder reads RGB)."""
+        return self.rgb or (self.name == "codes" and ae_color == "rgb")
+
+
+def _pixels(color: str):
+    def build(inp: FeatureInputs) -> tuple[np.ndarray, str]:
+        from .preprocess import preprocess
+
+        return preprocess(inp.images, color), FEATURE_SETS["pixels" if color == "gray" else "pixels-rgb"].description
+
+    return build
+
+
+def _pca(inp: FeatureInputs) -> tuple[np.ndarray, str]:
+    from .preprocess import PCA_COMPONENTS, pca, preprocess
+
+    X = preprocess(inp.images, "gray")
+    n = min(PCA_COMPONENTS, *X.shape)
+    return pca(X, n), f"PCA of grayscale pixels ({n} components)"
+
+
+def _codes(force_color: str | None):
+    def build(inp: FeatureInputs) -> tuple[np.ndarray, str]:
+        from .autoencoder import encode
+
+        if inp.autoencoder is None:
+            raise InvalidInputError("the codes feature set needs a trained autoencoder (a model.pt)")
+        color = force_color or inp.ae_color
+        model = inp.autoencoder(color)
+        grid = "x".join(str(s) for s in (model.config.channels[1], *(d // 4 for d in inp.images.shape[1:3])))
+        return encode(model, inp.images), f"autoencoder codes ({color} input, {grid})"
+
+    return build
+
+
+def _learned(name: str):
+    def build(inp: FeatureInputs) -> tuple[np.ndarray, str]:
+        if inp.train_images is None:
+            raise InvalidInputError(f"the {name} feature set learns from training images; none were given")
+        # simclr's cluster head learns as many clusters as k-means will look for.
+        config = {"n_clusters": inp.k} if name == "simclr" else {}
+        extractor = fit_features(name, inp.train_images, seed=inp.seed, device=inp.device,
+                                 out_dir=inp.out_dir, progress=inp.progress, **config)
+        X = extractor.transform(inp.images)
+        return X, f"{FEATURE_SETS[name].description}, {X.shape[1]}-d"
+
+    return build
+
+
+#: Every feature set by name; the study compares ("pixels", "codes").
+FEATURE_SETS: dict[str, FeatureSet] = {f.name: f for f in (
+    FeatureSet("pixels", "grayscale pixels (BT.601), /255", rgb=False, learned=False, build=_pixels("gray")),
+    FeatureSet("pixels-rgb", "RGB pixels, /255", rgb=True, learned=False, build=_pixels("rgb")),
+    FeatureSet("pca", "PCA of grayscale pixels", rgb=False, learned=False, build=_pca),
+    FeatureSet("codes", "autoencoder codes", rgb=False, learned=True, build=_codes(None)),
+    FeatureSet("codes-rgb", "autoencoder codes (RGB input)", rgb=True, learned=True, build=_codes("rgb")),
+    FeatureSet("simclr", "contrastive features (SimCLR with a cluster head)", rgb=True, learned=True,
+               build=_learned("simclr")),
+    FeatureSet("kmeans-patches", "k-means patch features (Coates & Ng)", rgb=True, learned=True,
+               build=_learned("kmeans-patches")),
+)}
+#: What the study compares.
+DEFAULT_FEATURE_SETS = ("pixels", "codes")
+#: What 'all' means: every feature set that trains nothing beyond the study's autoencoder
+#: (the other learned ones train for minutes, so only on request).
+ALL_FEATURE_SETS = tuple(n for n, f in FEATURE_SETS.items() if not f.learned or n.startswith("codes"))
+
+
+def feature_set_names(text: str) -> tuple[str, ...]:
+    """Read a comma-separated list of feature-set names ("all" for :data:`ALL_FEATURE_SETS`)."""
+    if text.strip() == "all":
+        return ALL_FEATURE_SETS
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+def check_feature_sets(names, *, rgb_images: bool, ae_color: str = "gray", allowed=None) -> tuple[str, ...]:
+    """Fail before any work when a feature set is unknown, or needs RGB images that are grayscale.
+
+    Parameters
+    ----------
+    names : iterable of str
+    rgb_images : bool
+        Whether the images to cluster are RGB.
+    ae_color : str
+        The autoencoder input colour of the "codes" set.
+    allowed : iterable of str, optional
+        The names this job can build (default: all of :data:`FEATURE_SETS`).
+
+    Returns
+    -------
+    tuple of str
+        The names, without repeats.
+    """
+    names = tuple(dict.fromkeys(names))
+    allowed = tuple(FEATURE_SETS if allowed is None else allowed)
+    if not names:
+        raise InvalidInputError(f"no feature set given; choose from {', '.join(allowed)}")
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise InvalidInputError(f"unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    if not rgb_images:
+        rgb = [n for n in names if FEATURE_SETS[n].needs_rgb(ae_color)]
+        if rgb:
+            raise InvalidInputError(f"feature set(s) {', '.join(rgb)} need RGB images, but these images are "
+                                    f"grayscale; drop them, or give the autoencoder grayscale input")
+    return names

@@ -19,11 +19,10 @@ writing; the next run removes it.
 from __future__ import annotations
 
 import numbers
-import os
 import platform
 import sys
-import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _fault
-from ._io import atomic_open, write_json
-from ._pairwise import blas_single_threaded
+from ._io import check_writable, remove_stale_temp_files, save_array, write_json
 from .errors import AeclustError, InvalidInputError
+from .features import DEFAULT_FEATURE_SETS, FEATURE_SETS, FeatureInputs, check_feature_sets
 from .kmeans import KMeans
 from .metrics import cluster_quality
 
@@ -117,24 +116,6 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
     }
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    """Write an array as ``.npy``, atomically."""
-    with atomic_open(path, "wb") as f:
-        np.save(f, array)
-
-
-def check_writable(out: Path) -> None:
-    """Fail before any work when the output directory cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise AeclustError(f"cannot write to output directory {out}: {exc.strerror or exc}; "
-                           f"choose another with --out") from None
-
-
 def check_k(k: int, n_samples: int | None = None) -> None:
     """Fail before any work when silhouette and Dunn cannot be computed for ``k`` clusters."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
@@ -142,39 +123,62 @@ def check_k(k: int, n_samples: int | None = None) -> None:
     if n_samples is not None and k >= n_samples:
         raise InvalidInputError(
             f"k={k} clusters for {n_samples} images: the silhouette needs fewer clusters than images; "
-            f"lower --k or use more images")
-
-
-def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Delete the temporary files of atomic writes that a killed process left in ``run_dir``.
-
-    A process killed outright (SIGKILL, power loss) cannot remove the temporary
-    file it was writing; it never has a final name, so nothing reads it, but it
-    would stay forever. Returns the removed paths.
-    """
-    removed = []
-    for tmp in run_dir.rglob(".*.tmp"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
+            f"lower k or use more images")
 
 
 # -- part 1 alone: aeclust cluster ---------------------------------------------------------
 
+def feature_matrix(data, name: str, *, model=None) -> np.ndarray:
+    """The matrix of one feature set that trains nothing, for ``aeclust cluster`` and ``sweep``.
+
+    Parameters
+    ----------
+    data : aeclust.datasets.ImageSet
+        A set of images, or a ready-made feature matrix (clustered as it is, for any name but "codes").
+    name : str
+        One of :data:`CLUSTER_FEATURE_SETS`, or "codes" with ``model``.
+    model : str or path-like, optional
+        A trained autoencoder's ``model.pt``, for "codes".
+    """
+    check_feature_sets([name], rgb_images=True, allowed=[*CLUSTER_FEATURE_SETS, "codes"])
+    if data.images is None:
+        if name == "codes":
+            raise InvalidInputError(f"{data.name} is a feature matrix; the autoencoder needs images")
+        return data.features
+    autoencoder = None
+    if model is not None:
+        from .autoencoder import load_checkpoint
+
+        loaded = load_checkpoint(model).model
+        autoencoder = lambda color: loaded  # noqa: E731 - the one model, whatever colour it reads
+    ae_color = loaded.config.color if model is not None else "gray"
+    check_feature_sets([name], rgb_images=data.images.ndim == 4, ae_color=ae_color)
+    X, _ = FEATURE_SETS[name].build(FeatureInputs(images=data.images, autoencoder=autoencoder, ae_color=ae_color))
+    return X
+
+
 def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 10, seed: int | None = 0,
-                color: str = "gray", init: str = "random", n_init: int = 1, download: bool = True,
-                progress: bool = True, scheduler: str | None = None, chunk_rows: int | None = None) -> dict:
+                feature_set: str = "pixels", init: str = "random", n_init: int = 1, download: bool = True,
+                progress: bool = True, scheduler: str | None = None, chunk_rows: int | None = None,
+                color: str | None = None) -> dict:
     """Part 1 of the study: k-means on the preprocessed pixels of the CIFAR-10 test set.
 
     ``dataset`` may also be "digits", a folder of images or a ``.npy``/``.npz``
-    file (see :func:`aeclust.inputs.load_dataset`). Writes ``results.json``
-    and ``labels.npy`` to ``out`` when it is given, and returns the results.
+    file (see :func:`aeclust.datasets.load_dataset`). ``feature_set`` is one of
+    :data:`CLUSTER_FEATURE_SETS` (a feature matrix is clustered as it is).
+    Writes ``results.json`` and ``labels.npy`` to ``out`` when it is given, and
+    returns the results. ``color`` ("gray"/"rgb") is the deprecated spelling of
+    ``feature_set`` "pixels"/"pixels-rgb".
     """
     from .inputs import load_dataset
 
+    if color is not None:
+        warnings.warn("run_cluster(color=...) is deprecated; use feature_set='pixels' or 'pixels-rgb'",
+                      DeprecationWarning, stacklevel=2)
+        feature_set = "pixels-rgb" if color == "rgb" else "pixels"
     timings = Timings()
     check_k(k)
+    check_feature_sets([feature_set], rgb_images=True, allowed=CLUSTER_FEATURE_SETS)
     if out is not None:
         out = Path(out)
         check_writable(out)
@@ -182,9 +186,9 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
         data = load_dataset(dataset, data_dir, download=download, progress=progress)
     check_k(k, len(data))
     with timings("preprocess"):
-        if color == "rgb" and data.images is not None and data.images.ndim != 4:
-            raise InvalidInputError(f"--color rgb needs RGB images, but {data.name} is grayscale")
-        X = data.to_matrix(color)
+        X = feature_matrix(data, feature_set)
+    if data.images is None:
+        feature_set = "matrix"
     result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init, timings=timings,
                                progress=progress, scheduler=scheduler, chunk_rows=chunk_rows)
     labels = result.pop("labels")
@@ -192,10 +196,10 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
         from .external import external_scores
 
         result["external"] = external_scores(data.labels, labels)
-    is_study = data.name == "cifar10-test" and color == "gray"
+    is_study = data.name == "cifar10-test" and feature_set == "pixels"
     results = {
         "job": "cluster",
-        "config": {"dataset": data.name, "features": f"pixels-{color}" if data.images is not None else "matrix",
+        "config": {"dataset": data.name, "features": feature_set,
                    "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
                    "k": k, "seed": seed, "init": init, "n_init": n_init, "scheduler": scheduler},
         **result,
@@ -211,20 +215,8 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
 
 # -- the whole study: aeclust run ----------------------------------------------------------
 
-#: Feature sets ``aeclust run`` can compare; the study is ("pixels", "codes").
-FEATURE_SETS = {
-    "pixels": "grayscale pixels (BT.601), /255",
-    "pixels-rgb": "RGB pixels, /255",
-    "pca": "PCA of grayscale pixels",
-    "codes": "autoencoder codes",
-    "codes-rgb": "autoencoder codes (RGB input)",
-    # Learned features beside the study's autoencoder (aeclust.features), from RGB images.
-    "simclr": "contrastive features (SimCLR with a cluster head)",
-    "kmeans-patches": "k-means patch features (Coates & Ng)",
-}
-LEARNED = ("simclr", "kmeans-patches")
-DEFAULT_FEATURE_SETS = ("pixels", "codes")
-PCA_COMPONENTS = 50
+#: The feature sets ``aeclust cluster`` and ``aeclust sweep`` build without training anything.
+CLUSTER_FEATURE_SETS = ("pixels", "pixels-rgb", "pca")
 
 
 @dataclass
@@ -272,6 +264,10 @@ class RunConfig:
         """The run directory's sub-folder of the autoencoder for one input colour."""
         return "autoencoder" if color == self.color else f"autoencoder-{color}"
 
+    def limits(self) -> dict:
+        """Which images a run uses: part of every stage's configuration."""
+        return {"dataset": self.dataset, "train_limit": self.train_limit, "test_limit": self.test_limit}
+
     def recorded(self) -> dict:
         """The fields that decide the result (not where it goes or how it is shown)."""
         skip = {"out", "data_dir", "download", "progress", "resume", "device"}
@@ -300,11 +296,12 @@ class _Stage:
         except ValueError as exc:
             raise AeclustError(
                 f"{self.path} is damaged ({exc}); delete it to redo stage '{self.name}', "
-                f"or run without --resume to start over") from None
+                f"or start the run over instead of resuming it") from None
         if record.get("config") != self.config:
             raise AeclustError(
                 f"{self.path.parent.parent} holds a run with a different configuration "
-                f"(stage '{self.name}'); choose another --out, or run without --resume to start over")
+                f"(stage '{self.name}'); choose another output directory, or start the run over "
+                f"instead of resuming it")
         return record["result"]
 
     def save(self, result: dict) -> None:
@@ -328,6 +325,10 @@ class _Data:
     def is_rgb(self) -> bool:
         return self.images is not None and self.images.ndim == 4
 
+    @property
+    def n_clustered(self) -> int:
+        return len(self.images) if self.images is not None else len(self.features)
+
 
 def _load(config: RunConfig) -> _Data:
     if config.dataset.strip().lower() in ("cifar10", "cifar-10"):
@@ -349,19 +350,156 @@ def _load(config: RunConfig) -> _Data:
 
 
 def _check_feature_sets(config: RunConfig, data: _Data) -> tuple[str, ...]:
-    wanted = tuple(config.feature_sets)
-    unknown = [f for f in wanted if f not in FEATURE_SETS]
-    if unknown:
-        raise InvalidInputError(f"unknown feature set(s) {', '.join(unknown)}; choose from "
-                                f"{', '.join(FEATURE_SETS)} or 'all'")
-    if data.images is None:
-        return ("features",)  # a ready-made matrix is clustered as it is
-    if not data.is_rgb:
-        rgb = [f for f in wanted if f.endswith("-rgb") or f in LEARNED] + (["codes"] if config.color == "rgb" and "codes" in wanted else [])
-        if rgb:
-            raise InvalidInputError(f"feature set(s) {', '.join(rgb)} need RGB images, but {data.name} is "
-                                    f"grayscale; drop them or use --color gray")
-    return wanted
+    check_k(config.k, data.n_clustered)
+    names = check_feature_sets(config.feature_sets, rgb_images=data.is_rgb or data.images is None,
+                               ae_color=config.color)
+    return names if data.images is not None else ("features",)  # a ready-made matrix is clustered as it is
+
+
+def _start(config: RunConfig) -> Path:
+    """Check every option that could fail later, and clear what a fresh run must not pick up."""
+    from .autoencoder import resolve_device
+
+    run_dir = Path(config.out)
+    check_k(config.k)
+    config.autoencoder_config()  # raises on invalid autoencoder options
+    resolve_device(config.device)
+    check_writable(run_dir)
+    remove_stale_temp_files(run_dir)
+    if not config.resume:
+        # A fresh run must not pick up an older run's stage records, nor leave an older
+        # run's results.json standing beside its own unfinished stages.
+        for old in [*(run_dir / "stages").glob("*.json"), run_dir / "results.json"]:
+            old.unlink(missing_ok=True)
+    return run_dir
+
+
+class _Autoencoders:
+    """A run's autoencoders, one per input colour: trained on first use, or reused when resuming.
+
+    ``models`` (colour -> model) and ``records`` (folder -> what results.json
+    says of it) fill in the order the feature sets ask for them.
+    """
+
+    def __init__(self, config: RunConfig, data: _Data, run_dir: Path, timings: Timings, say):
+        self.config, self.data, self.run_dir, self.timings, self.say = config, data, run_dir, timings, say
+        self.models: dict[str, object] = {}
+        self.records: dict[str, dict] = {}
+
+    def get(self, color: str):
+        """The trained autoencoder for input ``color``."""
+        from .autoencoder import load_checkpoint
+
+        if color in self.models:
+            return self.models[color]
+        ae_config = self.config.autoencoder_config(color)
+        folder = self.config.autoencoder_folder(color)
+        stage = _Stage(self.run_dir, folder, {**ae_config.to_dict(), **self.config.limits()}, self.config.resume)
+        trained = stage.load()
+        if trained is None:
+            trained = self._train(ae_config, folder)
+            stage.save(trained)
+            self.say(f"  {collapse_line(trained)}")
+        self.timings[f"{folder}_train"] = trained["seconds"]
+        self.records[folder] = trained
+        self.models[color] = load_checkpoint(self.run_dir / folder / "model.pt", config=ae_config).model
+        return self.models[color]
+
+    def _train(self, ae_config, folder: str) -> dict:
+        from .autoencoder import assess_collapse, train_autoencoder
+
+        data = self.data
+        self.say(f"training the autoencoder ({ae_config.color} input) on {len(data.train_images)} images, "
+                 f"{ae_config.epochs} epochs")
+        t0 = time.perf_counter()
+        result = train_autoencoder(ae_config, data.train_images, data.held_out, self.run_dir / folder,
+                                   device=self.config.device, resume=self.config.resume,
+                                   progress=self.config.progress)
+        seconds = round(time.perf_counter() - t0, 4)
+        # Judged on the images whose codes are clustered, so the verdict speaks of those codes.
+        collapse = assess_collapse(result.model, data.images)
+        return {"history": result.history, "seconds": seconds,
+                "parameters": int(sum(p.numel() for p in result.model.parameters())),
+                "config": ae_config.to_dict(), "folder": folder, "collapse": collapse}
+
+
+def _codes_color(name: str, config: RunConfig) -> str | None:
+    """The autoencoder input colour behind a codes feature set; None for the others."""
+    if name == "codes":
+        return config.color
+    return "rgb" if name == "codes-rgb" else None
+
+
+def _build_features(name: str, config: RunConfig, data: _Data, autoencoders: _Autoencoders,
+                    run_dir: Path, say) -> tuple[np.ndarray, str]:
+    if name == "features":
+        return data.features, "the given feature matrix"
+    if FEATURE_SETS[name].learned and _codes_color(name, config) is None:
+        say(f"learning {name} features from {len(data.train_images)} images")
+    inputs = FeatureInputs(images=data.images, train_images=data.train_images, k=config.k, seed=config.seed,
+                           autoencoder=autoencoders.get, ae_color=config.color, out_dir=run_dir / name / "model",
+                           device=config.device, progress=config.progress)
+    return FEATURE_SETS[name].build(inputs)
+
+
+def _feature_set_stage(name: str, config: RunConfig, data: _Data, autoencoders: _Autoencoders,
+                       run_dir: Path, say, counter: str) -> dict:
+    """One feature set: build it, cluster it, judge it; or its finished record when resuming."""
+    color = _codes_color(name, config)
+    stage_config = {"k": config.k, "seed": config.seed, **config.limits()}
+    if color is not None:
+        stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
+    stage = _Stage(run_dir, name, stage_config, config.resume)
+    result = stage.load()
+    if result is not None:
+        if color is not None:
+            autoencoders.get(color)  # the report shows it
+        return result
+    say(f"{counter} k-means on {name}")
+    t = Timings()
+    with t("features"):
+        X, description = _build_features(name, config, data, autoencoders, run_dir, say)
+    collapse = None
+    if color is not None:
+        save_array(run_dir / name / "codes.npy", X)
+        collapse = autoencoders.records[config.autoencoder_folder(color)].get("collapse")
+    # A collapsed autoencoder's codes give numbers about the collapse, not the images.
+    collapsed = bool(collapse and collapse["collapsed"])
+    out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
+                            one_cluster_ok=collapsed)
+    labels = out.pop("labels")
+    save_array(run_dir / name / "labels.npy", labels)
+    if data.labels is not None:
+        from .external import external_scores
+
+        out["external"] = external_scores(data.labels, labels)
+    study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
+    result = {"description": description, "n_features": int(X.shape[1]), **out, "study": study,
+              "timings": dict(t), "meaningful": not collapsed,
+              "warnings": _feature_warnings(name, X, config, collapse)}
+    for warning in result["warnings"]:
+        say(f"{'WARNING' if collapsed else 'warning'}: {warning}")
+    stage.save(result)
+    return result
+
+
+def _results(config: RunConfig, data: _Data, feature_sets: dict, autoencoders: _Autoencoders,
+             timings: Timings) -> dict:
+    """results.json's content, but for the report's time and the total."""
+    n = data.n_clustered
+    title = (f"CIFAR-10 test set ({n} images)" if data.name == "cifar10"
+             else f"{data.name} ({n} samples)") + f", k = {config.k}, seed {config.seed}"
+    n_train = None if data.train_images is None else int(len(data.train_images))
+    return {
+        "job": "run",
+        "title": title,
+        "config": {**config.recorded(), "n_train": n_train, "n_test": int(n), "class_names": data.class_names,
+                   "autoencoder": config.autoencoder_config().to_dict()},
+        "feature_sets": feature_sets,
+        "autoencoders": autoencoders.records,
+        "timings": dict(timings),
+        "versions": versions(),
+    }
 
 
 def run(config: RunConfig | None = None, **overrides) -> dict:
@@ -377,160 +515,34 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     dict
         The results, as written to ``<out>/results.json``.
     """
+    from .report import build_run_report
+
     config = RunConfig(**{**(asdict(config) if config else {}), **overrides})
-    from . import autoencoder as ae
-
-    run_dir = Path(config.out)
-    # Options that cannot work fail now, not after the first stages have run.
-    check_k(config.k)
-    config.autoencoder_config()  # raises on invalid autoencoder options
-    ae.resolve_device(config.device)
-    check_writable(run_dir)
-    remove_stale_temp_files(run_dir)
-    if not config.resume:
-        # A fresh run must not pick up an older run's stage records, nor leave an older
-        # run's results.json standing beside its own unfinished stages.
-        for old in [*(run_dir / "stages").glob("*.json"), run_dir / "results.json"]:
-            old.unlink(missing_ok=True)
-    started = time.perf_counter()
-    timings = Timings()
-    recorded = config.recorded()
-    say = print if config.progress else (lambda *a, **k: None)
-
+    run_dir = _start(config)  # options that cannot work fail now, not after the first stages
+    started, timings = time.perf_counter(), Timings()
+    say = print if config.progress else _silent
     with timings("load"):
         data = _load(config)
-    check_k(config.k, len(data.images) if data.images is not None else len(data.features))
     names = _check_feature_sets(config, data)
-    limits = {"dataset": config.dataset, "train_limit": config.train_limit, "test_limit": config.test_limit}
-
-    models: dict[str, object] = {}
-    autoencoders: dict[str, dict] = {}
-
-    def autoencoder(color: str):
-        """Train (or, when resuming, reuse) the autoencoder for one input colour."""
-        if color in models:
-            return models[color]
-        ae_config = config.autoencoder_config(color)
-        folder = config.autoencoder_folder(color)
-        stage = _Stage(run_dir, folder, {**ae_config.to_dict(), **limits}, config.resume)
-        trained = stage.load()
-        if trained is None:
-            say(f"training the autoencoder ({color} input) on {len(data.train_images)} images, "
-                f"{ae_config.epochs} epochs")
-            t0 = time.perf_counter()
-            result = ae.train_autoencoder(ae_config, data.train_images, data.held_out, run_dir / folder,
-                                          device=config.device, resume=config.resume,
-                                          progress=config.progress)
-            seconds = round(time.perf_counter() - t0, 4)
-            # Judged on the images whose codes are clustered, so the verdict speaks of those codes.
-            collapse = ae.assess_collapse(result.model, data.images)
-            trained = {"history": result.history, "seconds": seconds,
-                       "parameters": int(sum(p.numel() for p in result.model.parameters())),
-                       "config": ae_config.to_dict(), "folder": folder, "collapse": collapse}
-            stage.save(trained)
-            say(f"  {collapse_line(trained)}")
-        timings[f"{folder}_train"] = trained["seconds"]
-        autoencoders[folder] = trained
-        models[color] = ae.load_checkpoint(run_dir / folder / "model.pt", config=ae_config).model
-        return models[color]
-
-    def features(name: str) -> tuple[np.ndarray, str]:
-        from .preprocess import preprocess
-
-        if name == "features":
-            return data.features, "the given feature matrix"
-        if name == "pixels":
-            return preprocess(data.images, "gray"), FEATURE_SETS[name]
-        if name == "pixels-rgb":
-            return preprocess(data.images, "rgb"), FEATURE_SETS[name]
-        if name == "pca":
-            X = preprocess(data.images, "gray")
-            n = min(PCA_COMPONENTS, *X.shape)
-            return pca(X, n), f"PCA of grayscale pixels ({n} components)"
-        if name in LEARNED:
-            from .features import fit_features
-
-            say(f"learning {name} features from {len(data.train_images)} images")
-            # simclr's cluster head learns as many clusters as k-means will look for (check_k made k >= 2).
-            feature_config = {"n_clusters": config.k} if name == "simclr" else {}
-            extractor = fit_features(name, data.train_images, seed=config.seed, device=config.device,
-                                     out_dir=run_dir / name / "model", progress=config.progress,
-                                     **feature_config)
-            X = extractor.transform(data.images)
-            return X, f"{FEATURE_SETS[name]}, {X.shape[1]}-d"
-        from .autoencoder import encode
-
-        color = "rgb" if name == "codes-rgb" else config.color
-        model = autoencoder(color)
-        shape = "x".join(str(s) for s in (model.config.channels[1], *(d // 4 for d in data.images.shape[1:3])))
-        return encode(model, data.images), f"autoencoder codes ({color} input, {shape})"
-
+    autoencoders = _Autoencoders(config, data, run_dir, timings, say)
     feature_sets = {}
     for i, name in enumerate(names, 1):
-        stage_config = {"k": config.k, "seed": config.seed, **limits}
-        if name.startswith("codes"):
-            stage_config["autoencoder"] = config.autoencoder_config(
-                "rgb" if name == "codes-rgb" else config.color).to_dict()
-        stage = _Stage(run_dir, name, stage_config, config.resume)
-        result = stage.load()
-        if result is None:
-            say(f"[{i}/{len(names)}] k-means on {name}")
-            t = Timings()
-            with t("features"):
-                X, description = features(name)
-            collapse = None
-            if name.startswith("codes"):
-                save_array(run_dir / name / "codes.npy", X)
-                color = "rgb" if name == "codes-rgb" else config.color
-                collapse = autoencoders[config.autoencoder_folder(color)].get("collapse")
-            out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
-                                    one_cluster_ok=bool(collapse and collapse["collapsed"]))
-            labels = out.pop("labels")
-            save_array(run_dir / name / "labels.npy", labels)
-            if data.labels is not None:
-                from .external import external_scores
-
-                out["external"] = external_scores(data.labels, labels)
-            study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
-            result = {"description": description, "n_features": int(X.shape[1]), **out,
-                      "study": study, "timings": dict(t),
-                      # A collapsed autoencoder's codes give numbers about the collapse, not the images.
-                      "meaningful": not (collapse and collapse["collapsed"]),
-                      "warnings": _feature_warnings(name, X, config, collapse)}
-            for warning in result["warnings"]:
-                say(f"{'WARNING' if not result['meaningful'] else 'warning'}: {warning}")
-            stage.save(result)
-        elif name.startswith("codes"):
-            autoencoder("rgb" if name == "codes-rgb" else config.color)  # the report shows it
+        result = _feature_set_stage(name, config, data, autoencoders, run_dir, say, f"[{i}/{len(names)}]")
         feature_sets[name] = result
         timings.update({f"{name}_{k}": v for k, v in result["timings"].items()})
-
-    n_clustered = len(data.images) if data.images is not None else len(data.features)
-    title = (f"CIFAR-10 test set ({n_clustered} images)" if data.name == "cifar10"
-             else f"{data.name} ({n_clustered} samples)") + f", k = {config.k}, seed {config.seed}"
-    results = {
-        "job": "run",
-        "title": title,
-        "config": {**recorded, "n_train": None if data.train_images is None else int(len(data.train_images)),
-                   "n_test": int(n_clustered), "class_names": data.class_names,
-                   "autoencoder": config.autoencoder_config().to_dict()},
-        "feature_sets": feature_sets,
-        "autoencoders": autoencoders,
-        "timings": dict(timings),
-        "versions": versions(),
-    }
-
+    results = _results(config, data, feature_sets, autoencoders, timings)
     # Report last, then results.json: its presence means the run finished.
     say("writing the report")
     with timings("report"):
-        from .report import build_run_report
-
-        build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
+        build_run_report(run_dir, results, models=autoencoders.models, images=data.images, labels=data.labels,
                          main_color=config.color)
-    results["timings"] = dict(timings)
-    results["timings"]["total"] = round(time.perf_counter() - started, 4)
+    results["timings"] = {**timings, "total": round(time.perf_counter() - started, 4)}
     write_json(run_dir / "results.json", results)
     return results
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def collapse_line(trained: dict) -> str:
@@ -573,27 +585,14 @@ def _feature_warnings(name: str, X: np.ndarray, config: RunConfig, collapse: dic
                f"constant and its reconstruction MSE is {collapse['mse_ratio']:.2f} x the mean image's (its decoder "
                f"hardly uses the input)")
         color = "rgb" if name == "codes-rgb" else config.color
-        hint = "try --ae-init keras or another --seed" if config.ae_init == "torch" else "try another --seed"
+        hint = ("try Keras' initialisation (ae_init 'keras') or another seed" if config.ae_init == "torch"
+                else "try another seed")
         return [f"the autoencoder ({color} input, seed {config.seed}) collapsed: {how}. "
                 f"The silhouette and Dunn of its codes are not meaningful; {hint}"]
     if constant:
         what = "code features" if name.startswith("codes") else f"features of {name}"
         return [f"{constant} of the {X.shape[1]} {what} are constant"]
     return []
-
-
-@blas_single_threaded  # the same bits for any number of CPUs (see _pairwise)
-def pca(X: np.ndarray, n_components: int) -> np.ndarray:
-    """Project the centred rows of ``X`` on their first principal axes.
-
-    The axes are the leading eigenvectors of the d x d scatter matrix, in
-    float64: the same subspace as an SVD of ``X``, cheaper when n >> d.
-    """
-    X64 = X.astype(np.float64)
-    X64 -= X64.mean(axis=0)
-    eigvals, eigvecs = np.linalg.eigh(X64.T @ X64)
-    axes = eigvecs[:, ::-1][:, :n_components]
-    return (X64 @ axes).astype(np.float32)
 
 
 def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: bool = False) -> Path:
@@ -606,12 +605,12 @@ def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: b
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if not results_path.is_file():
-        raise AeclustError(f"{run_dir} holds no results.json; run 'aeclust run --out {run_dir}' first")
+        raise AeclustError(f"{run_dir} holds no results.json: it is not the directory of a finished run")
     try:
         results = json.loads(results_path.read_text())
     except ValueError as exc:
         raise AeclustError(f"{results_path} is not valid JSON ({exc}); rerun the 'aeclust run' that "
-                           f"wrote it, with --resume, to write it again") from None
+                           f"wrote it, resuming it, to write it again") from None
     recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
     config = RunConfig(**{**recorded, "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
                           "out": str(run_dir), "data_dir": data_dir, "download": download, "progress": progress})

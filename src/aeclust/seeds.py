@@ -29,7 +29,8 @@ from pathlib import Path
 from ._io import write_json
 from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
-from .pipeline import STUDY, RunConfig, check_writable, run, versions
+from ._io import check_writable
+from .pipeline import STUDY, RunConfig, run, versions
 
 __all__ = ["parse_seeds", "run_seeds", "seed_folder", "summarize", "MAX_SEEDS", "MAX_JOBS"]
 
