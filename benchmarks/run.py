@@ -51,7 +51,7 @@ def load_pixels(data: str | None, n: int | None) -> np.ndarray:
     from aeclust.datasets import load_cifar10
     from aeclust.preprocess import preprocess
 
-    X = preprocess(load_cifar10(data, split="test", download=False, progress=False).test_images)
+    X = preprocess(load_cifar10(data, split="test", download=False, progress=False).images)
     return X if n is None else np.ascontiguousarray(X[:n])
 
 

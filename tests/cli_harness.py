@@ -3,7 +3,7 @@ monkeypatch cannot carry across a process boundary.
 
     python tests/cli_harness.py run --out DIR ...
 
-AECLUST_TEST_MD5    JSON object merged into aeclust.datasets.MD5 (the fake data's checksums)
+AECLUST_TEST_MD5    JSON object merged into aeclust.cifar10.MD5 (the fake data's checksums)
 AECLUST_TEST_SERVE  a file that urlopen serves instead of the network, 64 KiB per read
 
 Everything else, signals and AECLUST_FAULT included, is the real thing.
@@ -32,12 +32,12 @@ class _FileResponse:
 
 
 def _install_doubles() -> None:
-    from aeclust import datasets
+    from aeclust import cifar10
 
     if os.environ.get("AECLUST_TEST_MD5"):
-        datasets.MD5.update(json.loads(os.environ["AECLUST_TEST_MD5"]))
+        cifar10.MD5.update(json.loads(os.environ["AECLUST_TEST_MD5"]))
     served = os.environ.get("AECLUST_TEST_SERVE")
-    datasets.urlopen = (lambda url, *a, **k: _FileResponse(served)) if served else _offline
+    cifar10.urlopen = (lambda url, *a, **k: _FileResponse(served)) if served else _offline
 
 
 def _offline(url, *args, **kwargs):

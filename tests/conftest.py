@@ -34,8 +34,7 @@ def cifar_test_gray(cifar_dir):
     from aeclust.datasets import load_cifar10
     from aeclust.preprocess import preprocess
 
-    data = load_cifar10(cifar_dir, split="test", progress=False)
-    return preprocess(data.test_images, "gray")
+    return preprocess(load_cifar10(cifar_dir, split="test", progress=False).images, "gray")
 
 
 def make_blobs(n=300, d=5, k=4, spread=0.6, seed=0, dtype=np.float32):
@@ -56,17 +55,17 @@ FAKE_TEST = 150
 def write_fake_cifar(root: Path, seed: int = 0) -> dict[str, str]:
     """Write ``root/cifar-10-batches-py/`` with random images in the official pickle format.
 
-    Returns the md5 of each file, to stand in for ``aeclust.datasets.MD5``. The
+    Returns the md5 of each file, to stand in for ``aeclust.cifar10.MD5``. The
     images are blends of a few smooth patterns, so the autoencoder has something
     to learn and k-means something to find.
     """
     import hashlib
     import pickle
 
-    from aeclust import datasets
+    from aeclust import cifar10
 
     rng = np.random.default_rng(seed)
-    folder = root / datasets.BASE_FOLDER
+    folder = root / cifar10.BASE_FOLDER
     folder.mkdir(parents=True)
     yy, xx = np.mgrid[0:32, 0:32] / 31.0
     bases = np.stack([xx, yy, xx * yy, np.sin(3 * xx) * np.cos(2 * yy)])
@@ -77,14 +76,14 @@ def write_fake_cifar(root: Path, seed: int = 0) -> dict[str, str]:
         (folder / name).write_bytes(raw)
         md5[name] = hashlib.md5(raw).hexdigest()
 
-    for name in (*datasets.TRAIN_FILES, *datasets.TEST_FILES):
-        n = FAKE_TEST if name in datasets.TEST_FILES else FAKE_TRAIN_PER_BATCH
+    for name in (*cifar10.TRAIN_FILES, *cifar10.TEST_FILES):
+        n = FAKE_TEST if name in cifar10.TEST_FILES else FAKE_TRAIN_PER_BATCH
         w = rng.uniform(0, 1, size=(n, 3, 4))
         img = np.einsum("ncb,bhw->nchw", w, bases) / 2.0 + rng.normal(0, 0.03, size=(n, 3, 32, 32))
         data = (np.clip(img, 0, 1) * 255).astype(np.uint8).reshape(n, 3072)  # CHW rows, as in the files
         write(name, {"batch_label": name, "labels": rng.integers(0, 10, size=n).tolist(), "data": data,
                      "filenames": [f"{name}_{i}.png" for i in range(n)]})
-    write(datasets.META_FILE, {"num_cases_per_batch": FAKE_TRAIN_PER_BATCH, "num_vis": 3072,
+    write(cifar10.META_FILE, {"num_cases_per_batch": FAKE_TRAIN_PER_BATCH, "num_vis": 3072,
                                "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog",
                                                "frog", "horse", "ship", "truck"]})
     return md5
@@ -99,11 +98,11 @@ def _fake_cifar_files(tmp_path_factory):
 @pytest.fixture
 def fake_cifar(_fake_cifar_files, monkeypatch):
     """A data directory holding a tiny CIFAR-10 (200 training, 150 test images), with
-    ``aeclust.datasets.MD5`` set to its checksums and ``AECLUST_DATA`` pointing at it."""
-    from aeclust import datasets
+    ``aeclust.cifar10.MD5`` set to its checksums and ``AECLUST_DATA`` pointing at it."""
+    from aeclust import cifar10
 
     root, md5 = _fake_cifar_files
-    monkeypatch.setattr(datasets, "MD5", {**datasets.MD5, **md5})
+    monkeypatch.setattr(cifar10, "MD5", {**cifar10.MD5, **md5})
     monkeypatch.setenv("AECLUST_DATA", str(root))
     return root
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aeclust import datasets
+from aeclust import cifar10
 from aeclust.cli import main
 
 SRC = Path(__file__).parents[1] / "src"
@@ -39,8 +39,8 @@ def _error(capsys, argv: list[str]) -> str:
 
 
 def _copy_data(fake_cifar: Path, dest: Path) -> Path:
-    shutil.copytree(fake_cifar / datasets.BASE_FOLDER, dest / datasets.BASE_FOLDER)
-    return dest / datasets.BASE_FOLDER
+    shutil.copytree(fake_cifar / cifar10.BASE_FOLDER, dest / cifar10.BASE_FOLDER)
+    return dest / cifar10.BASE_FOLDER
 
 
 def _archive(fake_cifar: Path, extra=None) -> bytes:
@@ -48,7 +48,7 @@ def _archive(fake_cifar: Path, extra=None) -> bytes:
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         if extra:
             extra(tar)
-        tar.add(fake_cifar / datasets.BASE_FOLDER, arcname=datasets.BASE_FOLDER)
+        tar.add(fake_cifar / cifar10.BASE_FOLDER, arcname=cifar10.BASE_FOLDER)
     return buf.getvalue()
 
 
@@ -105,23 +105,23 @@ def test_data_file_with_the_wrong_md5(fake_cifar, tmp_path, capsys):
 
 def test_tarball_with_the_wrong_md5(fake_cifar, tmp_path, monkeypatch, capsys):
     archive = _archive(fake_cifar)
-    monkeypatch.setitem(datasets.MD5, datasets.ARCHIVE_NAME, "0" * 32)
-    (tmp_path / datasets.ARCHIVE_NAME).write_bytes(archive)
+    monkeypatch.setitem(cifar10.MD5, cifar10.ARCHIVE_NAME, "0" * 32)
+    (tmp_path / cifar10.ARCHIVE_NAME).write_bytes(archive)
     line = _error(capsys, ["cluster", "--data-dir", str(tmp_path), "--quiet"])
     assert "cifar-10-python.tar.gz is corrupt or incomplete" in line and "0" * 32 in line
-    assert os.listdir(tmp_path) == [datasets.ARCHIVE_NAME]
+    assert os.listdir(tmp_path) == [cifar10.ARCHIVE_NAME]
 
 
 def test_truncated_tarball(fake_cifar, tmp_path, monkeypatch, capsys):
     archive = _archive(fake_cifar)
     cut = archive[: len(archive) // 2]
-    (tmp_path / datasets.ARCHIVE_NAME).write_bytes(cut)
+    (tmp_path / cifar10.ARCHIVE_NAME).write_bytes(cut)
     # With its true checksum it is caught by the md5; here it even passes that, as a
     # doctored checksum table would let it, and unpacking must still fail cleanly.
-    monkeypatch.setitem(datasets.MD5, datasets.ARCHIVE_NAME, hashlib.md5(cut).hexdigest())
+    monkeypatch.setitem(cifar10.MD5, cifar10.ARCHIVE_NAME, hashlib.md5(cut).hexdigest())
     line = _error(capsys, ["cluster", "--data-dir", str(tmp_path), "--quiet"])
     assert "cannot unpack" in line
-    assert os.listdir(tmp_path) == [datasets.ARCHIVE_NAME]  # no partial folder
+    assert os.listdir(tmp_path) == [cifar10.ARCHIVE_NAME]  # no partial folder
 
 
 def test_tarball_whose_member_escapes(fake_cifar, tmp_path, monkeypatch, capsys):
@@ -133,11 +133,11 @@ def test_tarball_whose_member_escapes(fake_cifar, tmp_path, monkeypatch, capsys)
     root = tmp_path / "data"
     root.mkdir()
     archive = _archive(fake_cifar, extra=evil)
-    (root / datasets.ARCHIVE_NAME).write_bytes(archive)
-    monkeypatch.setitem(datasets.MD5, datasets.ARCHIVE_NAME, hashlib.md5(archive).hexdigest())
+    (root / cifar10.ARCHIVE_NAME).write_bytes(archive)
+    monkeypatch.setitem(cifar10.MD5, cifar10.ARCHIVE_NAME, hashlib.md5(archive).hexdigest())
     line = _error(capsys, ["cluster", "--data-dir", str(root), "--quiet"])
     assert "refusing to unpack" in line and "climbs out with '..'" in line
-    assert os.listdir(root) == [datasets.ARCHIVE_NAME]
+    assert os.listdir(root) == [cifar10.ARCHIVE_NAME]
     assert not list(tmp_path.rglob("escaped"))
 
 

@@ -195,7 +195,7 @@ import sys
 from aeclust import KMeans, cluster_quality
 from aeclust.datasets import load_cifar10
 from aeclust.preprocess import preprocess
-X = preprocess(load_cifar10(sys.argv[1], split="test", progress=False).test_images, "gray")[:6000]
+X = preprocess(load_cifar10(sys.argv[1], split="test", progress=False).images, "gray")[:6000]
 km = KMeans(10, random_state=0).fit(X)
 q = cluster_quality(X, km.labels_)
 print(km.inertia_.hex(), q.silhouette.hex(), q.dunn.hex())

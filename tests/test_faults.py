@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from aeclust import datasets
+from aeclust import cifar10
 from aeclust._io import atomic_open, without_volatile, write_text
 from aeclust.autoencoder import load_checkpoint
 from aeclust.cli import main
@@ -55,7 +55,7 @@ def reference(_fake_cifar_files, tmp_path_factory):
     root, md5 = _fake_cifar_files
     out = tmp_path_factory.mktemp("reference") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets, "MD5", {**datasets.MD5, **md5})
+        mp.setattr(cifar10, "MD5", {**cifar10.MD5, **md5})
         mp.setattr(aeclust.report, "build_run_report", _stub_report)
         mp.delenv("AECLUST_FAULT", raising=False)
         assert main(["run", "--out", str(out), "--data-dir", str(root), *ARGS]) == 0
@@ -223,7 +223,7 @@ def _process(args: list[str], *, fault: str | None = None, md5: dict | None = No
              serve: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AECLUST_FAULT", "AECLUST_TEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env["AECLUST_TEST_MD5"] = json.dumps(md5 or datasets.MD5)
+    env["AECLUST_TEST_MD5"] = json.dumps(md5 or cifar10.MD5)
     if fault:
         env["AECLUST_FAULT"] = fault
     if serve:
@@ -259,22 +259,23 @@ def test_sigkill_inside_the_checkpoint_write(fake_cifar, reference, tmp_path):
 def test_sigkill_in_the_middle_of_a_download_then_a_clean_restart(fake_cifar, tmp_path, monkeypatch):
     archive = tmp_path / "served.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(fake_cifar / datasets.BASE_FOLDER, arcname=datasets.BASE_FOLDER)
-    md5 = {**datasets.MD5, datasets.ARCHIVE_NAME: datasets._file_md5(archive)}
+        tar.add(fake_cifar / cifar10.BASE_FOLDER, arcname=cifar10.BASE_FOLDER)
+    md5 = {**cifar10.MD5, cifar10.ARCHIVE_NAME: cifar10._file_md5(archive)}
     assert archive.stat().st_size > 5 * 65536  # several chunks, so chunk 3 is midway
     root = tmp_path / "data"
     proc = _process(["cluster", "--data-dir", str(root), "--quiet"], fault="KILL:download-chunk:3",
                     md5=md5, serve=archive)
     assert proc.returncode == -9
     leftovers = os.listdir(root)
-    assert len(leftovers) == 1 and leftovers[0].startswith(f".{datasets.ARCHIVE_NAME}.")
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".{cifar10.ARCHIVE_NAME}.")
     assert 0 < (root / leftovers[0]).stat().st_size < archive.stat().st_size
 
     class Served(io.BytesIO):
         headers = {"Content-Length": str(archive.stat().st_size)}
 
-    monkeypatch.setattr(datasets, "MD5", md5)
-    monkeypatch.setattr(datasets, "urlopen", lambda *a, **k: Served(archive.read_bytes()))
-    data = datasets.load_cifar10(root, split="test", progress=False)
-    assert data.test_images.shape == (150, 32, 32, 3)
-    assert (root / datasets.ARCHIVE_NAME).read_bytes() == archive.read_bytes()
+    monkeypatch.setattr(cifar10, "MD5", md5)
+    monkeypatch.setattr(cifar10, "urlopen", lambda *a, **k: Served(archive.read_bytes()))
+    from aeclust.datasets import load_cifar10
+
+    assert load_cifar10(root, split="test", progress=False).images.shape == (150, 32, 32, 3)
+    assert (root / cifar10.ARCHIVE_NAME).read_bytes() == archive.read_bytes()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aeclust.cli import build_parser, main
-from aeclust.inputs import load_digits_set
+from aeclust.datasets import load_digits_set
 from aeclust.errors import InvalidInputError
 from aeclust.features import (ALL_FEATURE_SETS, DEFAULT_FEATURE_SETS, FEATURE_SETS, FeatureInputs,
                               check_feature_sets, feature_set_names)

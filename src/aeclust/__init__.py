@@ -7,7 +7,7 @@ The public API::
     from aeclust import ConvAutoencoder, run
 
 Names that need PyTorch (``ConvAutoencoder``, ``run``) are imported on first use,
-so ``import aeclust`` stays fast and works without torch.
+so ``import aeclust`` stays fast: torch, a dependency, loads only when one of them is used.
 """
 
 from __future__ import annotations

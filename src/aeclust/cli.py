@@ -552,8 +552,10 @@ def _cmd_train(args) -> int:
     config = AutoencoderConfig(seed=args.seed, **_autoencoder_kwargs(args))
     out = Path(args.out)
     check_writable(out)
-    data = load_cifar10(args.data_dir, split="both", download=not args.no_download, progress=not args.quiet)
-    result = train_autoencoder(config, data.train_images[: args.train_limit], data.test_images, out,
+    load = dict(download=not args.no_download, progress=not args.quiet)
+    train = load_cifar10(args.data_dir, split="train", **load).head(args.train_limit)
+    test = load_cifar10(args.data_dir, split="test", **load)
+    result = train_autoencoder(config, train.images, test.images, out,
                                device=args.device, resume=args.resume, progress=not args.quiet)
     if not args.quiet:
         from .autoencoder import assess_collapse
@@ -564,7 +566,7 @@ def _cmd_train(args) -> int:
             print(f"trained {len(result.history)} epochs: train loss {last['train_loss']:.5f}, "
                   f"test loss {last['test_loss']:.5f}")
         # On the test images, whose codes 'aeclust run' would cluster.
-        collapse = assess_collapse(result.model, data.test_images)
+        collapse = assess_collapse(result.model, test.images)
         print(collapse_line({"config": config.to_dict(), "collapse": collapse}) + " (on the test images)")
         if collapse["collapsed"]:
             print(f"WARNING: the autoencoder (seed {config.seed}) collapsed; k-means on its codes would give "
@@ -581,8 +583,7 @@ def _cmd_encode(args) -> int:
     check_writable(Path(args.out).absolute().parent)
     model = load_checkpoint(args.model).model
     data = load_cifar10(args.data_dir, split=args.split, download=not args.no_download, progress=not args.quiet)
-    images = (data.test_images if args.split == "test" else data.train_images)[: args.limit]
-    codes = encode(model, images, device=args.device)
+    codes = encode(model, data.head(args.limit).images, device=args.device)
     save_array(Path(args.out), codes)
     if not args.quiet:
         print(f"encoded {len(codes)} {args.split} images to {codes.shape[1]} features: wrote {args.out}")
@@ -591,7 +592,7 @@ def _cmd_encode(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from ._io import check_writable
-    from .inputs import load_dataset
+    from .datasets import load_dataset
     from .pipeline import feature_matrix
     from .sweep import preferred_k, sweep, write_sweep
 

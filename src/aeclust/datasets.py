@@ -1,426 +1,495 @@
-"""CIFAR-10: find it, download it if asked, verify it, load it.
+"""Every data set through one door: :func:`load_dataset` gives an :class:`ImageSet`.
 
-The loader reads the official "CIFAR-10 python version": the folder
-``cifar-10-batches-py/`` that ``cifar-10-python.tar.gz`` unpacks to. Every file
-is checked against its published md5 before it is read, so a truncated copy
-fails with a clear message instead of a pickle traceback, and only the official
-bytes are ever unpickled.
-
-Where the data is looked for, first match wins:
-
-1. the ``data_dir`` argument (the CLI's ``--data-dir``);
-2. the environment variable ``AECLUST_DATA``;
-3. the per-user cache, ``$XDG_CACHE_HOME/aeclust`` or ``~/.cache/aeclust``.
-
-That directory may hold the ``cifar-10-batches-py/`` folder, or only the
-archive (verified and unpacked on first use), or it may be the
-``cifar-10-batches-py/`` folder itself.
+Sources: CIFAR-10 (its files, download and checksums live in
+:mod:`aeclust.cifar10`), scikit-learn's digits, a folder of images, a numpy
+``.npy``/``.npz`` array. Every loader returns an :class:`ImageSet`: uint8
+images (or, for a ``.npy`` feature matrix, the matrix itself), optional class
+labels, a name, and the split it is, for sources that have splits.
+:func:`load_dataset` picks the loader from a name or a path, as the CLI's
+``--dataset`` does.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import pickle
-import shutil
-import tarfile
-import tempfile
-import warnings
-import zlib
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from urllib.request import urlopen
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from . import _fault
-from ._io import atomic_open
-from .errors import (
-    AeclustError,
-    ChecksumError,
-    DataNotFoundError,
-    InvalidInputError,
-    UnsafeArchiveError,
-)
+from .errors import AeclustError, DataNotFoundError, InvalidInputError
 
 __all__ = [
-    "Cifar10",
+    "ImageSet",
     "load_cifar10",
-    "download_cifar10",
-    "resolve_data_dir",
-    "URL",
-    "ARCHIVE_NAME",
-    "BASE_FOLDER",
-    "TRAIN_FILES",
-    "TEST_FILES",
-    "META_FILE",
-    "MD5",
-    "ENV_VAR",
+    "load_image_folder",
+    "load_array",
+    "load_digits_set",
+    "load_dataset",
+    "DATASET_NAMES",
+    "IMAGE_EXTENSIONS",
 ]
 
-#: Where the official archive is published.
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-#: File name of the archive.
-ARCHIVE_NAME = "cifar-10-python.tar.gz"
-#: The folder the archive unpacks to.
-BASE_FOLDER = "cifar-10-batches-py"
-#: Training batches, in the official order.
-TRAIN_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
-#: Test batch.
-TEST_FILES = ("test_batch",)
-#: Metadata file holding the class names.
-META_FILE = "batches.meta"
-#: Published md5 of the archive and of each file in it (the values torchvision checks).
-MD5 = {
-    ARCHIVE_NAME: "c58f30108f718f92721af3b95e74349a",
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    "test_batch": "40351d587109b95175f43aff81a1287e",
-    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-}
-#: Environment variable naming the data directory.
-ENV_VAR = "AECLUST_DATA"
+#: Named data sets that :func:`load_dataset` knows, besides paths.
+DATASET_NAMES = ("cifar10", "digits")
 
-SPLITS = ("both", "train", "test")
-_CHUNK = 1 << 20
+#: File name endings read as images in a folder; other files are skipped.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+_IMAGE_KEYS = ("images", "X", "x", "data")
+_LABEL_KEYS = ("labels", "y")
+_SHAPES = "images (n, h, w) or (n, h, w, 3), or a feature matrix (n, d)"
 
 
 @dataclass(frozen=True)
-class Cifar10:
-    """CIFAR-10 images and labels in the official order.
+class ImageSet:
+    """A data set ready for clustering.
 
     Attributes
     ----------
-    train_images : ndarray of shape (50000, 32, 32, 3), uint8, or None
-        RGB training images, HWC, ``data_batch_1`` to ``data_batch_5`` in order.
-        None when the training split was not requested.
-    train_labels : ndarray of shape (50000,), int64, or None
-        Class ids 0..9 of the training images.
-    test_images : ndarray of shape (10000, 32, 32, 3), uint8, or None
-        RGB test images, HWC, in the order of ``test_batch``.
-    test_labels : ndarray of shape (10000,), int64, or None
-        Class ids 0..9 of the test images.
-    class_names : tuple of str
-        Name of each class id, from ``batches.meta``.
+    images : ndarray or None
+        uint8 images, (n, h, w, 3) RGB or (n, h, w) grayscale, on the 0..255
+        scale. None when the set is a feature matrix (see ``features``).
+    labels : ndarray of shape (n,), int64, or None
+        True class of each sample, 0..C-1 when ``class_names`` is given; None
+        when the classes are unknown.
+    class_names : tuple of str or None
+        Name of each class id.
+    name : str
+        Short name for reports: "cifar10-test", "digits", a folder or file name.
+    features : ndarray of shape (n, d), float32, or None
+        A ready-made feature matrix (a 2-D ``.npy``), clustered as it is; such
+        a set has no images, so it cannot feed the autoencoder.
+    split : {"train", "test"} or None
+        Which split of a source with splits (CIFAR-10) this is; None for a
+        source that is one set (it is trained on and clustered both).
     """
 
-    train_images: np.ndarray | None
-    train_labels: np.ndarray | None
-    test_images: np.ndarray | None
-    test_labels: np.ndarray | None
-    class_names: tuple[str, ...]
+    images: np.ndarray | None
+    labels: np.ndarray | None
+    class_names: tuple[str, ...] | None
+    name: str
+    features: np.ndarray | None = None
+    split: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.features)
+
+    @property
+    def is_rgb(self) -> bool:
+        """Whether the set holds RGB images."""
+        return self.images is not None and self.images.ndim == 4
+
+    def head(self, n: int | None) -> "ImageSet":
+        """The first ``n`` samples (all of them for None), for quick runs."""
+        if n is None or n >= len(self):
+            return self
+
+        def cut(a):
+            return None if a is None else a[:n]
+
+        return replace(self, images=cut(self.images), labels=cut(self.labels), features=cut(self.features))
+
+    @property
+    def has_images(self) -> bool:
+        """Whether the set holds images (and so can be shown or fed to the autoencoder)."""
+        return self.images is not None
+
+    def to_matrix(self, color: str = "gray") -> np.ndarray:
+        """The float32 matrix that k-means clusters: one row per sample.
+
+        Images go through :func:`aeclust.preprocess.preprocess` (``color``
+        "gray" or "rgb"; grayscale images stay as they are); a feature matrix
+        is returned as it is and ``color`` is ignored.
+        """
+        if self.images is None:
+            return self.features
+        from .preprocess import preprocess
+
+        return preprocess(self.images, color)
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the directory where CIFAR-10 is looked for.
+# -- image folders --------------------------------------------------------------------------
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        raise AeclustError("reading image folders needs Pillow: pip install Pillow") from None
+    return Image
+
+
+def _visible(entries):
+    return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return [p for p in _visible(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def load_image_folder(path: str | os.PathLike) -> ImageSet:
+    """Read a folder of images, all of one size, as RGB.
+
+    Two layouts are understood:
+
+    * class sub-folders (``path/cat/001.png``, ``path/dog/002.jpg``): the
+      sub-folder names, sorted, are the classes, and each image's label is its
+      sub-folder's index;
+    * a flat folder of images: no labels.
+
+    Only one level of sub-folders is read. Files whose names do not end in one
+    of :data:`IMAGE_EXTENSIONS`, hidden files and empty sub-folders are skipped;
+    images are read in name order. Grayscale, palette and RGBA images are
+    converted to RGB (alpha is dropped); of an animated GIF the first frame is used.
 
     Parameters
     ----------
-    data_dir : str or path-like, optional
-        Explicit choice (the CLI's ``--data-dir``); wins over everything else.
+    path : str or path-like
 
     Returns
     -------
-    Path
-        ``data_dir`` if given, else ``$AECLUST_DATA`` if set and non-empty, else
-        ``$XDG_CACHE_HOME/aeclust``, else ``~/.cache/aeclust``. ``~`` is
-        expanded and the result made absolute, so messages show a full path.
-        The directory need not exist.
-    """
-    if data_dir is not None and str(data_dir) != "":
-        path = Path(data_dir)
-    elif os.environ.get(ENV_VAR):
-        path = Path(os.environ[ENV_VAR])
-    else:
-        # The XDG spec says to ignore a relative XDG_CACHE_HOME.
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-        path = base / "aeclust"
-    return Path(os.path.abspath(path.expanduser()))
-
-
-def load_cifar10(
-    data_dir: str | os.PathLike | None = None,
-    *,
-    split: str = "both",
-    download: bool = True,
-    progress: bool = True,
-) -> Cifar10:
-    """Load CIFAR-10, unpacking or downloading it first if needed.
-
-    Parameters
-    ----------
-    data_dir : str or path-like, optional
-        Directory holding ``cifar-10-batches-py/`` or ``cifar-10-python.tar.gz``,
-        or the ``cifar-10-batches-py/`` folder itself. Defaults to
-        :func:`resolve_data_dir`'s choice.
-    split : {"both", "train", "test"}
-        Which part to load; the other part's fields are None and its files are
-        neither checked nor read.
-    download : bool
-        Download the archive into the data directory when neither the folder
-        nor the archive is there.
-    progress : bool
-        Show a progress bar while downloading.
-
-    Returns
-    -------
-    Cifar10
+    ImageSet
+        uint8 images of shape (n, h, w, 3).
 
     Raises
     ------
     DataNotFoundError
-        The data is not on disk and cannot be downloaded, or files are missing.
-    ChecksumError
-        A file does not match its published md5.
-    UnsafeArchiveError
-        The archive holds a member that would land outside the data directory.
+        ``path`` does not exist.
     InvalidInputError
-        ``split`` is not one of the three choices.
+        ``path`` is not a folder, holds no images, mixes loose images with
+        class sub-folders, or holds an unreadable image or images of different sizes.
     """
-    if split not in SPLITS:
-        choices = ", ".join(map(repr, SPLITS))
-        raise InvalidInputError(f"split must be one of {choices}, got {split!r}")
-    root = resolve_data_dir(data_dir)
-    folder = _find_folder(root)
-    if folder is None:
-        archive = root / ARCHIVE_NAME
-        if archive.is_file():
-            remedy = f"Delete it and download it again from {URL}."
-            _verify(archive, MD5[ARCHIVE_NAME], remedy=remedy)
-            folder = _unpack(archive, root)
-        elif download:
-            folder = download_cifar10(root, progress=progress)
-        else:
-            raise DataNotFoundError(_not_found_message(root))
-
-    names = (META_FILE,)
-    names += TRAIN_FILES if split != "test" else ()
-    names += TEST_FILES if split != "train" else ()
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise DataNotFoundError(
-            f"{folder} lacks {', '.join(missing)}. Delete that folder and run again to unpack or "
-            f"download a fresh copy, or copy the missing files from the official archive {URL}."
+    Image = _pil()
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataNotFoundError(f"image folder {root} does not exist; check the path")
+    if not root.is_dir():
+        raise InvalidInputError(
+            f"{root} is a file, not a folder; give a folder of images (or a .npy/.npz file for arrays)"
         )
-    remedy = (
-        f"Delete {folder} and run again to unpack or download a fresh copy, "
-        f"or copy the file again from the official archive {URL}."
+    exts = ", ".join(IMAGE_EXTENSIONS)
+    loose = _image_files(root)
+    classes = []
+    for sub in _visible(root.iterdir()):
+        if sub.is_dir():
+            files = _image_files(sub)
+            if files:
+                classes.append((sub.name, files))
+    if classes and loose:
+        raise InvalidInputError(
+            f"{root} holds both images ({loose[0].name}, ...) and class sub-folders "
+            f"({classes[0][0]}, ...); move the {len(loose)} loose image(s) into a class folder, or "
+            f"the class folders out"
+        )
+    if not classes and not loose:
+        raise InvalidInputError(
+            f"no images ({exts}) in {root} or its sub-folders; put the images there, "
+            f"or one sub-folder of images per class"
+        )
+    if classes:
+        files = [f for _, fs in classes for f in fs]
+        labels = np.concatenate([np.full(len(fs), i, dtype=np.int64) for i, (_, fs) in enumerate(classes)])
+        class_names = tuple(name for name, _ in classes)
+    else:
+        files, labels, class_names = loose, None, None
+
+    images = None
+    first = None
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                size = im.size  # read from the header: a wrong size fails before decoding
+                if first is None:
+                    first = (f, size)
+                    images = np.empty((len(files), size[1], size[0], 3), dtype=np.uint8)
+                elif size != first[1]:
+                    raise _SizeMismatch(size)
+                images[i] = np.asarray(im.convert("RGB"))
+        except _SizeMismatch as exc:
+            (w0, h0), (w1, h1) = first[1], exc.size
+            raise InvalidInputError(
+                f"images differ in size: {first[0]} is {w0}x{h0} but {f} is {w1}x{h1}; "
+                f"resize them all to one size first (for example with Pillow's Image.resize)"
+            ) from None
+        except Exception as exc:  # Pillow raises several types for bad files
+            raise InvalidInputError(
+                f"cannot read image {f}: {exc}; replace or remove that file"
+            ) from None
+    return ImageSet(images=images, labels=labels, class_names=class_names, name=root.resolve().name)
+
+
+class _SizeMismatch(Exception):
+    def __init__(self, size):
+        super().__init__(size)
+        self.size = size
+
+
+# -- numpy arrays ---------------------------------------------------------------------------
+
+
+def _as_samples(arr: np.ndarray, source: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An array from a file as (uint8 images, None) or (None, float32 features)."""
+    if arr.dtype.kind not in "iuf":
+        raise InvalidInputError(
+            f"{source} has dtype {arr.dtype}; expected numbers: {_SHAPES}, "
+            f"images as uint8 0..255 or floats in [0, 1]"
+        )
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 4 and arr.shape[-1] != 3:
+        hint = ""
+        if arr.shape[1] in (1, 3):
+            hint = "; it looks channels-first: save np.transpose(a, (0, 2, 3, 1)) instead"
+        raise InvalidInputError(f"{source} has shape {arr.shape}; expected {_SHAPES}{hint}")
+    if arr.ndim not in (2, 3, 4):
+        raise InvalidInputError(f"{source} has shape {arr.shape}; expected {_SHAPES}")
+    if arr.shape[0] == 0 or 0 in arr.shape[1:]:
+        raise InvalidInputError(f"{source} is empty (shape {arr.shape}); expected {_SHAPES}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InvalidInputError(f"{source} contains NaN or infinite values; remove or impute them first")
+    if arr.ndim == 2:
+        return None, np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr), None
+    lo, hi = float(arr.min()), float(arr.max())
+    if arr.dtype.kind in "iu":
+        if lo < 0 or hi > 255:
+            raise InvalidInputError(
+                f"{source} holds integer images with values {lo:g}..{hi:g}; expected 0..255"
+            )
+        return arr.astype(np.uint8), None
+    # Floats: [0, 1] is the usual scale; 0..255 floats are accepted as well.
+    if lo < 0 or hi > 255:
+        raise InvalidInputError(
+            f"{source} holds float images with values {lo:g}..{hi:g}; expected floats in [0, 1] "
+            f"(or 0..255), or uint8"
+        )
+    scale = 255.0 if hi <= 1.0 else 1.0
+    return np.round(arr.astype(np.float64) * scale).astype(np.uint8), None
+
+
+def _as_labels(y: np.ndarray, n: int, source: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """Labels from a file as int64 class ids, with class names when they were strings."""
+    if y.ndim != 1 or len(y) != n:
+        raise InvalidInputError(
+            f"{source} has shape {y.shape}; expected one label per sample, shape ({n},)"
+        )
+    if y.dtype.kind in "US":
+        names, codes = np.unique(y, return_inverse=True)
+        return codes.astype(np.int64).ravel(), tuple(str(s) for s in names)
+    if y.dtype.kind in "iu":
+        return y.astype(np.int64), None
+    if y.dtype.kind == "f" and np.isfinite(y).all() and np.array_equal(y, np.round(y)):
+        return y.astype(np.int64), None
+    raise InvalidInputError(
+        f"{source} has dtype {y.dtype}; expected integer class ids or strings"
     )
-    for n in names:
-        _verify(folder / n, MD5[n], remedy=remedy)
-
-    class_names = tuple(str(c) for c in _unpickle(folder / META_FILE)["label_names"])
-    train = test = (None, None)
-    if split != "test":
-        parts = [_read_batch(folder / n) for n in TRAIN_FILES]
-        train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    if split != "train":
-        test = _read_batch(folder / TEST_FILES[0])
-    return Cifar10(train[0], train[1], test[0], test[1], class_names)
 
 
-def download_cifar10(root: str | os.PathLike, progress: bool = True) -> Path:
-    """Download the official archive into ``root``, verify it and unpack it.
+def load_array(path: str | os.PathLike) -> ImageSet:
+    """Read images or a feature matrix from a ``.npy`` or ``.npz`` file.
 
-    The archive is streamed to a temporary file and renamed to
-    ``cifar-10-python.tar.gz`` only once its md5 matches, so an interrupted
-    download leaves nothing under the final name and the next try starts
-    clean. The archive is kept beside the folder: deleting the folder then
-    restores a fresh copy without the network.
+    A ``.npy`` file holds one array; a ``.npz`` file holds the samples under
+    ``images``, ``X``, ``x`` or ``data`` (the first found), and optionally the
+    classes under ``labels`` or ``y`` and their names under ``class_names``.
+
+    The samples may be images, (n, h, w) grayscale or (n, h, w, 3) RGB, as
+    uint8 or as floats in [0, 1] (converted to uint8); or a feature matrix
+    (n, d) of any real numbers, clustered as it is. Files are read without
+    pickle, so they cannot run code.
 
     Parameters
     ----------
-    root : str or path-like
-        Directory to put the archive and ``cifar-10-batches-py/`` in; created
-        if needed.
-    progress : bool
-        Show a progress bar.
+    path : str or path-like
 
     Returns
     -------
-    Path
-        The ``cifar-10-batches-py`` folder.
+    ImageSet
 
     Raises
     ------
     DataNotFoundError
-        The download failed (no network, server error, unwritable directory).
-    ChecksumError
-        The downloaded bytes do not match the published md5.
+        The file does not exist.
+    InvalidInputError
+        The file cannot be read, holds no usable array, or has the wrong shape or dtype.
     """
-    root = Path(root)
-    archive = root / ARCHIVE_NAME
-    expected = MD5[ARCHIVE_NAME]
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataNotFoundError(f"array file {path} does not exist; check the path")
+    if not path.is_file():
+        raise InvalidInputError(f"{path} is not a file; give a .npy or .npz file")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise InvalidInputError(f"{path} is not a .npy or .npz file; save arrays with np.save or np.savez")
+    labels = class_names = None
+    # Check the magic bytes first: np.load would try any other file as a pickle
+    # and report a misleading "pickled data" error.
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with urlopen(URL, timeout=60) as response, atomic_open(archive, "wb") as out:
-            total = response.headers.get("Content-Length")
-            digest = _md5()
-            with tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=ARCHIVE_NAME,
-                disable=not progress,
-            ) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-                    _fault.point("download-chunk")
-            actual = digest.hexdigest()
-            if actual != expected:
-                # Raised inside atomic_open, so the bad bytes never get the final name.
-                raise ChecksumError(
-                    f"the archive downloaded from {URL} has md5 {actual}, expected {expected} "
-                    f"(incomplete or altered download); nothing was kept. Try again, or "
-                    f"download it by hand and put it in {root}."
-                )
-    except (OSError, http.client.HTTPException) as e:
-        # URLError is an OSError; a connection cut mid-body may surface as IncompleteRead.
-        raise DataNotFoundError(_not_found_message(root, reason=f"download failed: {e}")) from e
-    return _unpack(archive, root)
-
-
-def _not_found_message(root: Path, reason: str | None = None) -> str:
-    why = f" ({reason})" if reason else ""
-    return (
-        f"CIFAR-10 not found in {root}{why}. Download {URL} (md5 {MD5[ARCHIVE_NAME]}) and put "
-        f"{ARCHIVE_NAME}, or the {BASE_FOLDER}/ folder it unpacks to, in {root}; or point "
-        f"--data-dir or the {ENV_VAR} environment variable at a directory that holds them."
-    )
-
-
-def _find_folder(root: Path) -> Path | None:
-    """The batches folder under ``root``, or ``root`` itself if it is one; None if absent."""
-    if (root / BASE_FOLDER).is_dir():
-        return root / BASE_FOLDER
-    # Pointed straight at the folder, possibly under another name.
-    if root.is_dir() and (root.name == BASE_FOLDER or (root / META_FILE).is_file()):
-        return root
-    return None
-
-
-def _md5():
-    # usedforsecurity=False: md5 is an integrity check here, and FIPS builds refuse it otherwise.
-    return hashlib.md5(usedforsecurity=False)
-
-
-def _file_md5(path: Path) -> str:
-    digest = _md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _verify(path: Path, expected: str, remedy: str) -> None:
-    actual = _file_md5(path)
-    if actual != expected:
-        raise ChecksumError(
-            f"{path} is corrupt or incomplete: md5 {actual}, expected {expected}. {remedy}"
-        )
-
-
-def _unpack(archive: Path, root: Path) -> Path:
-    """Unpack ``archive`` into ``root`` safely; return the batches folder.
-
-    Members are extracted into a fresh temporary directory inside ``root`` and
-    the folder is renamed into place only when all of them are out, so a
-    crash never leaves a partial ``cifar-10-batches-py/``.
-    """
-    target = root / BASE_FOLDER
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=".cifar-10-unpack.", dir=root))
-    except OSError as e:
-        raise AeclustError(
-            f"cannot unpack {archive} into {root}: {e}. Unpack it there yourself, or point "
-            f"--data-dir or {ENV_VAR} at a writable directory that holds the archive."
-        ) from e
-    try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                for member in tar:
-                    _check_member(member, archive)
-                    # The "data" filter (where available) also drops setuid bits and
-                    # re-checks paths after earlier members are on disk.
-                    if hasattr(tarfile, "data_filter"):
-                        tar.extract(member, tmp, filter="data")
-                    else:  # pragma: no cover - Python before 3.10.12 / 3.11.4
-                        tar.extract(member, tmp)
-        except tarfile.FilterError as e:
-            raise UnsafeArchiveError(f"refusing to unpack {archive}: {e}") from e
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-            raise AeclustError(
-                f"cannot unpack {archive}: {e}. Delete it and download it again from {URL}."
-            ) from e
-        if not (tmp / BASE_FOLDER).is_dir():
-            raise DataNotFoundError(
-                f"{archive} holds no {BASE_FOLDER}/ folder; "
-                f"is it the CIFAR-10 python version from {URL}?"
-            )
-        try:
-            os.rename(tmp / BASE_FOLDER, target)
-        except OSError:
-            # Another process unpacked it first; its copy is as good as ours.
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    """Refuse any member that is not a plain file or folder with a relative, inward path."""
-    name = member.name
-    path = PurePosixPath(name)
-    if name.startswith(("/", "\\")) or path.is_absolute() or name[1:2] == ":":
-        why = "has an absolute path"
-    elif ".." in path.parts or ".." in name.split("\\"):
-        why = "climbs out with '..'"
-    elif member.issym() or member.islnk():
-        # The official archive has no links; any link could point outside.
-        why = f"is a link to {member.linkname!r}"
-    elif not (member.isfile() or member.isdir()):
-        why = "is a device, FIFO or other special file"
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive, as np.savez writes
+        kind = ".npz"
+    elif head == b"\x93NUMPY":
+        kind = ".npy"
     else:
-        return
-    raise UnsafeArchiveError(
-        f"refusing to unpack {archive}: member {name!r} {why}. The official CIFAR-10 archive holds "
-        f"only plain files and folders; download it again from {URL}."
+        raise InvalidInputError(
+            f"cannot read {path}: it is not a numpy {suffix} file; save arrays with np.save or np.savez"
+        )
+    if kind != suffix:
+        raise InvalidInputError(f"{path} is a {kind} file, not {suffix}; rename it to end in {kind}")
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            source = str(path)
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.files)
+                key = next((k for k in _IMAGE_KEYS if k in keys), None)
+                if key is None:
+                    found = ", ".join(keys) if keys else "nothing"
+                    raise InvalidInputError(
+                        f"{path} has no array named {', '.join(_IMAGE_KEYS[:-1])} or {_IMAGE_KEYS[-1]} "
+                        f"(it holds: {found}); save the samples under one of these names, "
+                        f"e.g. np.savez(path, images=images, labels=labels)"
+                    )
+                arr = z[key]
+                source = f"{path}[{key!r}]"
+                label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+                if label_key is not None:
+                    labels = (z[label_key], f"{path}[{label_key!r}]")
+                if "class_names" in keys:
+                    class_names = z["class_names"]
+    except AeclustError:
+        raise
+    except ValueError as exc:
+        if "object" in str(exc).lower():
+            raise InvalidInputError(
+                f"{path} holds Python objects, which are not loaded (they could run code); "
+                f"save plain numeric arrays"
+            ) from None
+        raise InvalidInputError(f"cannot read {path}: {exc}; the file looks damaged: save it again") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}; the file looks damaged: save it again") from None
+
+    images, features = _as_samples(arr, source)
+    n = len(images) if images is not None else len(features)
+    y = names = None
+    if labels is not None:
+        y, names = _as_labels(labels[0], n, labels[1])
+    # String labels name their classes themselves; class_names then has nothing to add.
+    if class_names is not None and names is None:
+        if class_names.ndim != 1 or class_names.dtype.kind not in "US":
+            raise InvalidInputError(f"{path}['class_names'] must be a 1-D array of strings")
+        names = tuple(str(s) for s in class_names)
+        if y is not None and len(y) and (y.min() < 0 or y.max() >= len(names)):
+            raise InvalidInputError(
+                f"{path} has labels {y.min()}..{y.max()} but {len(names)} class names; "
+                f"labels must be 0..{len(names) - 1}"
+            )
+    return ImageSet(images=images, labels=y, class_names=names if y is not None else None,
+                    name=path.stem, features=features)
+
+
+# -- bundled and named sets -----------------------------------------------------------------
+
+
+def load_digits_set() -> ImageSet:
+    """scikit-learn's bundled handwritten digits: 1,797 grayscale 8x8 images, classes 0..9.
+
+    No download is needed. The 0..16 intensities are scaled to 0..255.
+
+    Returns
+    -------
+    ImageSet
+        uint8 images of shape (1797, 8, 8), labels 0..9, class names "0".."9".
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        raise AeclustError("the digits set comes with scikit-learn: pip install scikit-learn") from None
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    return ImageSet(images=images, labels=digits.target.astype(np.int64),
+                    class_names=tuple(str(i) for i in range(10)), name="digits")
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None, *, split: str = "test", download: bool = True,
+                 progress: bool = True) -> ImageSet:
+    """One split of CIFAR-10: the 10,000 test images or the 50,000 training images, RGB 32x32.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        Where CIFAR-10 lives (see :func:`aeclust.cifar10.resolve_data_dir`).
+    split : {"test", "train"}
+    download, progress : bool
+        Download the official archive when it is not on disk; show a progress bar while doing so.
+
+    Returns
+    -------
+    ImageSet
+        Named "cifar10-test" or "cifar10-train", with labels 0..9 and the class names.
+    """
+    from .cifar10 import read_cifar10
+
+    images, labels, class_names = read_cifar10(data_dir, split=split, download=download, progress=progress)
+    return ImageSet(images=images, labels=labels, class_names=class_names, name=f"cifar10-{split}", split=split)
+
+
+def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+                 split: str = "test", download: bool = True, progress: bool = True) -> ImageSet:
+    """Load a data set by name or path.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        ``"cifar10"``: :func:`load_cifar10`; ``"digits"``: :func:`load_digits_set`;
+        a folder: :func:`load_image_folder`; a ``.npy`` or ``.npz`` file: :func:`load_array`.
+    data_dir : str or path-like, optional
+        Where CIFAR-10 lives (see :func:`aeclust.cifar10.resolve_data_dir`);
+        used only for ``"cifar10"``.
+    split : {"test", "train"}
+        Which split of a source that has them (CIFAR-10); a source that is
+        one set gives all of it for either split (``split`` None in the result).
+    download, progress : bool
+        Passed to :func:`load_cifar10`.
+
+    Returns
+    -------
+    ImageSet
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name (the message lists the choices), a bad split, or a bad file.
+    DataNotFoundError
+        A path that looks like a file or folder but does not exist, or CIFAR-10 not found.
+    """
+    if split not in ("test", "train"):
+        raise InvalidInputError(f"split must be 'test' or 'train', got {split!r}")
+    text = os.fspath(name_or_path)
+    key = text.strip().lower()
+    if key in ("cifar10", "cifar-10"):
+        return load_cifar10(data_dir, split=split, download=download, progress=progress)
+    if key == "digits":
+        return load_digits_set()
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return load_image_folder(path)
+    if path.is_file():
+        if path.suffix.lower() in (".npy", ".npz"):
+            return load_array(path)
+        raise InvalidInputError(
+            f"{path} is neither a folder of images nor a .npy/.npz file; "
+            f"choose {', '.join(DATASET_NAMES)}, a folder of images, or a .npy/.npz file"
+        )
+    if path.suffix.lower() in (".npy", ".npz") or os.sep in text or (os.altsep and os.altsep in text):
+        raise DataNotFoundError(f"{path} does not exist; check the path")
+    raise InvalidInputError(
+        f"unknown data set {text!r}: choose {', '.join(DATASET_NAMES)}, "
+        f"a folder of images, or a .npy/.npz file"
     )
-
-
-def _unpickle(path: Path) -> dict:
-    # Safe only because every caller has checked the file's md5 against the official one.
-    try:
-        with open(path, "rb") as f, warnings.catch_warnings():
-            # The batches reference numpy.core.multiarray, which some numpy 2.x releases flag.
-            warnings.filterwarnings("ignore", message=r".*numpy\.core", category=DeprecationWarning)
-            return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
-        raise AeclustError(
-            f"cannot read {path}: {e}. Delete it and unpack or download a fresh copy."
-        ) from e
-
-
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, 32, 32, 3) uint8 HWC and labels (n,) int64 of one batch file."""
-    batch = _unpickle(path)
-    try:
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        # Each row holds the R, G and B planes in turn, each 32x32 row-major (CHW).
-        images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (KeyError, ValueError, TypeError) as e:
-        raise AeclustError(f"{path} is not a CIFAR-10 batch file: {e!r}") from e
-    if labels.shape != (len(images),):
-        raise AeclustError(f"{path} holds {len(images)} images but {labels.size} labels")
-    return images, labels

@@ -170,7 +170,7 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
     returns the results. ``color`` ("gray"/"rgb") is the deprecated spelling of
     ``feature_set`` "pixels"/"pixels-rgb".
     """
-    from .inputs import load_dataset
+    from .datasets import load_dataset
 
     if color is not None:
         warnings.warn("run_cluster(color=...) is deprecated; use feature_set='pixels' or 'pixels-rgb'",
@@ -309,48 +309,28 @@ class _Stage:
         _fault.point(f"stage-{self.name}")
 
 
-@dataclass
-class _Data:
-    """What a run trains on and what it clusters."""
+def _load(config: RunConfig):
+    """What a run clusters and what it learns from: two :class:`~aeclust.datasets.ImageSet`.
 
-    name: str
-    train_images: np.ndarray | None
-    held_out: np.ndarray | None  # images the autoencoder's test loss is measured on
-    images: np.ndarray | None  # the images that are clustered (None for a feature matrix)
-    features: np.ndarray | None
-    labels: np.ndarray | None
-    class_names: tuple[str, ...] | None
+    For CIFAR-10, the test split and the training split; for a source that is
+    one set, the same images (the first ``test_limit`` clustered, the first
+    ``train_limit`` of those learned from); for a feature matrix, no training set.
+    """
+    from .datasets import load_dataset
 
-    @property
-    def is_rgb(self) -> bool:
-        return self.images is not None and self.images.ndim == 4
+    def load(split: str):
+        return load_dataset(config.dataset, config.data_dir, split=split, download=config.download,
+                            progress=config.progress)
 
-    @property
-    def n_clustered(self) -> int:
-        return len(self.images) if self.images is not None else len(self.features)
-
-
-def _load(config: RunConfig) -> _Data:
-    if config.dataset.strip().lower() in ("cifar10", "cifar-10"):
-        from .datasets import load_cifar10
-
-        d = load_cifar10(config.data_dir, split="both", download=config.download, progress=config.progress)
-        test = d.test_images[: config.test_limit]
-        return _Data("cifar10", d.train_images[: config.train_limit], test, test, None,
-                     d.test_labels[: config.test_limit], d.class_names)
-    from .inputs import load_dataset
-
-    s = load_dataset(config.dataset, config.data_dir, download=config.download, progress=config.progress)
-    if s.images is None:
-        return _Data(s.name, None, None, None, s.features[: config.test_limit],
-                     None if s.labels is None else s.labels[: config.test_limit], s.class_names)
-    images = s.images[: config.test_limit]
-    return _Data(s.name, images[: config.train_limit], None, images, None,
-                 None if s.labels is None else s.labels[: config.test_limit], s.class_names)
+    data = load("test").head(config.test_limit)
+    if data.images is None:
+        return data, None
+    train = load("train") if data.split == "test" else data
+    return data, train.head(config.train_limit)
 
 
-def _check_feature_sets(config: RunConfig, data: _Data) -> tuple[str, ...]:
-    check_k(config.k, data.n_clustered)
+def _check_feature_sets(config: RunConfig, data) -> tuple[str, ...]:
+    check_k(config.k, len(data))
     names = check_feature_sets(config.feature_sets, rgb_images=data.is_rgb or data.images is None,
                                ae_color=config.color)
     return names if data.images is not None else ("features",)  # a ready-made matrix is clustered as it is
@@ -374,19 +354,30 @@ def _start(config: RunConfig) -> Path:
     return run_dir
 
 
-class _Autoencoders:
-    """A run's autoencoders, one per input colour: trained on first use, or reused when resuming.
+def _codes_color(name: str, config: RunConfig) -> str | None:
+    """The autoencoder input colour behind a codes feature set; None for the others."""
+    if name == "codes":
+        return config.color
+    return "rgb" if name == "codes-rgb" else None
 
-    ``models`` (colour -> model) and ``records`` (folder -> what results.json
-    says of it) fill in the order the feature sets ask for them.
+
+class _Run:
+    """One run directory's work: its autoencoders (one per input colour, trained on first use or
+    reused when resuming) and its feature-set stages.
+
+    ``data`` is the :class:`~aeclust.datasets.ImageSet` that is clustered, ``train``
+    the one learned from (None for a feature matrix). ``models`` (colour -> model)
+    and ``autoencoders`` (folder -> what results.json says of it) fill in the
+    order the feature sets ask for them.
     """
 
-    def __init__(self, config: RunConfig, data: _Data, run_dir: Path, timings: Timings, say):
-        self.config, self.data, self.run_dir, self.timings, self.say = config, data, run_dir, timings, say
+    def __init__(self, config: RunConfig, run_dir: Path, data, train, timings: Timings, say):
+        self.config, self.run_dir, self.data, self.train = config, run_dir, data, train
+        self.timings, self.say = timings, say
         self.models: dict[str, object] = {}
-        self.records: dict[str, dict] = {}
+        self.autoencoders: dict[str, dict] = {}
 
-    def get(self, color: str):
+    def autoencoder(self, color: str):
         """The trained autoencoder for input ``color``."""
         from .autoencoder import load_checkpoint
 
@@ -397,109 +388,99 @@ class _Autoencoders:
         stage = _Stage(self.run_dir, folder, {**ae_config.to_dict(), **self.config.limits()}, self.config.resume)
         trained = stage.load()
         if trained is None:
-            trained = self._train(ae_config, folder)
+            trained = self._train_autoencoder(ae_config, folder)
             stage.save(trained)
             self.say(f"  {collapse_line(trained)}")
         self.timings[f"{folder}_train"] = trained["seconds"]
-        self.records[folder] = trained
+        self.autoencoders[folder] = trained
         self.models[color] = load_checkpoint(self.run_dir / folder / "model.pt", config=ae_config).model
         return self.models[color]
 
-    def _train(self, ae_config, folder: str) -> dict:
+    def _train_autoencoder(self, ae_config, folder: str) -> dict:
         from .autoencoder import assess_collapse, train_autoencoder
 
-        data = self.data
-        self.say(f"training the autoencoder ({ae_config.color} input) on {len(data.train_images)} images, "
+        train = self.train.images
+        self.say(f"training the autoencoder ({ae_config.color} input) on {len(train)} images, "
                  f"{ae_config.epochs} epochs")
+        held_out = self.data.images if self.data.split == "test" else None  # the test loss, where there is one
         t0 = time.perf_counter()
-        result = train_autoencoder(ae_config, data.train_images, data.held_out, self.run_dir / folder,
-                                   device=self.config.device, resume=self.config.resume,
-                                   progress=self.config.progress)
+        result = train_autoencoder(ae_config, train, held_out, self.run_dir / folder, device=self.config.device,
+                                   resume=self.config.resume, progress=self.config.progress)
         seconds = round(time.perf_counter() - t0, 4)
         # Judged on the images whose codes are clustered, so the verdict speaks of those codes.
-        collapse = assess_collapse(result.model, data.images)
+        collapse = assess_collapse(result.model, self.data.images)
         return {"history": result.history, "seconds": seconds,
                 "parameters": int(sum(p.numel() for p in result.model.parameters())),
                 "config": ae_config.to_dict(), "folder": folder, "collapse": collapse}
 
+    def _features(self, name: str) -> tuple[np.ndarray, str]:
+        config = self.config
+        if name == "features":
+            return self.data.features, "the given feature matrix"
+        if FEATURE_SETS[name].learned and _codes_color(name, config) is None:
+            self.say(f"learning {name} features from {len(self.train)} images")
+        inputs = FeatureInputs(images=self.data.images, train_images=self.train.images, k=config.k,
+                               seed=config.seed, autoencoder=self.autoencoder, ae_color=config.color,
+                               out_dir=self.run_dir / name / "model", device=config.device,
+                               progress=config.progress)
+        return FEATURE_SETS[name].build(inputs)
 
-def _codes_color(name: str, config: RunConfig) -> str | None:
-    """The autoencoder input colour behind a codes feature set; None for the others."""
-    if name == "codes":
-        return config.color
-    return "rgb" if name == "codes-rgb" else None
-
-
-def _build_features(name: str, config: RunConfig, data: _Data, autoencoders: _Autoencoders,
-                    run_dir: Path, say) -> tuple[np.ndarray, str]:
-    if name == "features":
-        return data.features, "the given feature matrix"
-    if FEATURE_SETS[name].learned and _codes_color(name, config) is None:
-        say(f"learning {name} features from {len(data.train_images)} images")
-    inputs = FeatureInputs(images=data.images, train_images=data.train_images, k=config.k, seed=config.seed,
-                           autoencoder=autoencoders.get, ae_color=config.color, out_dir=run_dir / name / "model",
-                           device=config.device, progress=config.progress)
-    return FEATURE_SETS[name].build(inputs)
-
-
-def _feature_set_stage(name: str, config: RunConfig, data: _Data, autoencoders: _Autoencoders,
-                       run_dir: Path, say, counter: str) -> dict:
-    """One feature set: build it, cluster it, judge it; or its finished record when resuming."""
-    color = _codes_color(name, config)
-    stage_config = {"k": config.k, "seed": config.seed, **config.limits()}
-    if color is not None:
-        stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
-    stage = _Stage(run_dir, name, stage_config, config.resume)
-    result = stage.load()
-    if result is not None:
+    def feature_set(self, name: str, counter: str) -> dict:
+        """One feature set: build it, cluster it, judge it; or its finished record when resuming."""
+        config, run_dir = self.config, self.run_dir
+        color = _codes_color(name, config)
+        stage_config = {"k": config.k, "seed": config.seed, **config.limits()}
         if color is not None:
-            autoencoders.get(color)  # the report shows it
+            stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
+        stage = _Stage(run_dir, name, stage_config, config.resume)
+        result = stage.load()
+        if result is not None:
+            if color is not None:
+                self.autoencoder(color)  # the report shows it
+            return result
+        self.say(f"{counter} k-means on {name}")
+        t = Timings()
+        with t("features"):
+            X, description = self._features(name)
+        collapse = None
+        if color is not None:
+            save_array(run_dir / name / "codes.npy", X)
+            collapse = self.autoencoders[config.autoencoder_folder(color)].get("collapse")
+        # A collapsed autoencoder's codes give numbers about the collapse, not the images.
+        collapsed = bool(collapse and collapse["collapsed"])
+        out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
+                                one_cluster_ok=collapsed)
+        labels = out.pop("labels")
+        save_array(run_dir / name / "labels.npy", labels)
+        if self.data.labels is not None:
+            from .external import external_scores
+
+            out["external"] = external_scores(self.data.labels, labels)
+        study = STUDY.get(name) if self.data.name == "cifar10-test" and name in ("pixels", "codes") else None
+        result = {"description": description, "n_features": int(X.shape[1]), **out, "study": study,
+                  "timings": dict(t), "meaningful": not collapsed,
+                  "warnings": _feature_warnings(name, X, config, collapse)}
+        for warning in result["warnings"]:
+            self.say(f"{'WARNING' if collapsed else 'warning'}: {warning}")
+        stage.save(result)
         return result
-    say(f"{counter} k-means on {name}")
-    t = Timings()
-    with t("features"):
-        X, description = _build_features(name, config, data, autoencoders, run_dir, say)
-    collapse = None
-    if color is not None:
-        save_array(run_dir / name / "codes.npy", X)
-        collapse = autoencoders.records[config.autoencoder_folder(color)].get("collapse")
-    # A collapsed autoencoder's codes give numbers about the collapse, not the images.
-    collapsed = bool(collapse and collapse["collapsed"])
-    out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
-                            one_cluster_ok=collapsed)
-    labels = out.pop("labels")
-    save_array(run_dir / name / "labels.npy", labels)
-    if data.labels is not None:
-        from .external import external_scores
 
-        out["external"] = external_scores(data.labels, labels)
-    study = STUDY.get(name) if data.name == "cifar10" and name in ("pixels", "codes") else None
-    result = {"description": description, "n_features": int(X.shape[1]), **out, "study": study,
-              "timings": dict(t), "meaningful": not collapsed,
-              "warnings": _feature_warnings(name, X, config, collapse)}
-    for warning in result["warnings"]:
-        say(f"{'WARNING' if collapsed else 'warning'}: {warning}")
-    stage.save(result)
-    return result
-
-
-def _results(config: RunConfig, data: _Data, feature_sets: dict, autoencoders: _Autoencoders,
-             timings: Timings) -> dict:
-    """results.json's content, but for the report's time and the total."""
-    n = data.n_clustered
-    title = (f"CIFAR-10 test set ({n} images)" if data.name == "cifar10"
-             else f"{data.name} ({n} samples)") + f", k = {config.k}, seed {config.seed}"
-    n_train = None if data.train_images is None else int(len(data.train_images))
-    return {
-        "job": "run",
-        "title": title,
-        "config": {**config.recorded(), "n_train": n_train, "n_test": int(n), "class_names": data.class_names,
-                   "autoencoder": config.autoencoder_config().to_dict()},
-        "feature_sets": feature_sets,
-        "autoencoders": autoencoders.records,
-        "timings": dict(timings),
-        "versions": versions(),
-    }
+    def results(self, feature_sets: dict) -> dict:
+        """results.json's content, but for the report's time and the total."""
+        config, n = self.config, len(self.data)
+        title = (f"CIFAR-10 test set ({n} images)" if self.data.name == "cifar10-test"
+                 else f"{self.data.name} ({n} samples)") + f", k = {config.k}, seed {config.seed}"
+        return {
+            "job": "run",
+            "title": title,
+            "config": {**config.recorded(), "n_train": None if self.train is None else len(self.train),
+                       "n_test": n, "class_names": self.data.class_names,
+                       "autoencoder": config.autoencoder_config().to_dict()},
+            "feature_sets": feature_sets,
+            "autoencoders": self.autoencoders,
+            "timings": dict(self.timings),
+            "versions": versions(),
+        }
 
 
 def run(config: RunConfig | None = None, **overrides) -> dict:
@@ -522,19 +503,18 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     started, timings = time.perf_counter(), Timings()
     say = print if config.progress else _silent
     with timings("load"):
-        data = _load(config)
+        data, train = _load(config)
     names = _check_feature_sets(config, data)
-    autoencoders = _Autoencoders(config, data, run_dir, timings, say)
+    work = _Run(config, run_dir, data, train, timings, say)
     feature_sets = {}
     for i, name in enumerate(names, 1):
-        result = _feature_set_stage(name, config, data, autoencoders, run_dir, say, f"[{i}/{len(names)}]")
-        feature_sets[name] = result
+        feature_sets[name] = result = work.feature_set(name, f"[{i}/{len(names)}]")
         timings.update({f"{name}_{k}": v for k, v in result["timings"].items()})
-    results = _results(config, data, feature_sets, autoencoders, timings)
+    results = work.results(feature_sets)
     # Report last, then results.json: its presence means the run finished.
     say("writing the report")
     with timings("report"):
-        build_run_report(run_dir, results, models=autoencoders.models, images=data.images, labels=data.labels,
+        build_run_report(run_dir, results, models=work.models, images=data.images, labels=data.labels,
                          main_color=config.color)
     results["timings"] = {**timings, "total": round(time.perf_counter() - started, 4)}
     write_json(run_dir / "results.json", results)
@@ -614,7 +594,7 @@ def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: b
     recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
     config = RunConfig(**{**recorded, "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
                           "out": str(run_dir), "data_dir": data_dir, "download": download, "progress": progress})
-    data = _load(config)
+    data, _ = _load(config)
     models = {t["config"]["color"]: load_checkpoint(run_dir / t["folder"] / "model.pt").model
               for t in results.get("autoencoders", {}).values()}
     return build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
