@@ -38,9 +38,9 @@ bench: setup
 
 # The best learned feature (simclr), 3 seeds on CIFAR-10, and docs/features.md's table from all recorded rows.
 features: setup-test
-	cd experiments/features && for seed in 0 1 2; do \
-	  ../../$(BIN)/python run_variant.py simclr $$seed --also-output clusters || exit 1; done && \
-	  ../../$(BIN)/python render_table.py
+	for seed in 0 1 2; do \
+	  $(BIN)/python experiments/features/run_variant.py simclr $$seed --also-output clusters || exit 1; done && \
+	  $(BIN)/python experiments/features/render_table.py
 
 # Reruns every command quoted in README.md and docs/*.md and rewrites the quotes with their output
 # (a few minutes: one aeclust run); `tools/quote_outputs.py --check` compares without writing.

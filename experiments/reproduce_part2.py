@@ -42,6 +42,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "reproduction.jsonl"
@@ -432,9 +433,10 @@ def main(argv=None) -> int:
         render(load_results(results), conclusion=conclusion)
         return 0
 
-    from aeclust.datasets import load_cifar10
+    from aeclust.datasets import load_dataset
 
-    data = load_cifar10(args.data_dir, split="both", download=True, progress=False)
+    train, test = (load_dataset("cifar10", args.data_dir, split=split, progress=False) for split in ("train", "test"))
+    data = SimpleNamespace(train_images=train.images, test_images=test.images)
     results.parent.mkdir(parents=True, exist_ok=True)
     for name, seed in todo:
         t0 = time.perf_counter()

@@ -3,15 +3,18 @@
 Raw features of 10,000 training and the 10,000 test images, standardised and
 projected on 50 whitened principal components learned on the training part,
 then L2-normalised for neighbour mining.
+
+Usage: coates_scan_screen.py FEATURE_DIR   (the folder given to coates_screen.py)
 """
-import warnings
+import sys
+from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import judge, load, log, patch_pca
 from scan_head import scan_head
-warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-tr, te = patch_pca()
+tr, te = patch_pca(sys.argv[1])
 d = load()
 r = judge(te.astype(np.float32), d.test_labels, seed=0, n_init=10)
 log({"variant": "coates-K256-pca50-white-l2", "seed": 0, **r, "screen": True})

@@ -2,16 +2,24 @@
 
 Dictionary and PCA are learned on training images only; k-means clusters the
 10,000 test images. Prints one JSON row per post-processing choice.
+
+Usage: coates_screen.py FEATURE_DIR [K]   (K atoms, default 256)
+
+The patch features of 10,000 training and the 10,000 test images are saved in
+FEATURE_DIR (created if missing) for coates_scan_screen.py and
+scan_head_lr_screen.py.
 """
 import sys, time
+from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import load, judge, log
 from aeclust.kmeans import KMeans
-import warnings; warnings.filterwarnings("ignore")
 
 torch.set_num_threads(1)
-K = int(sys.argv[1]) if len(sys.argv) > 1 else 256
+out = Path(sys.argv[1])
+K = int(sys.argv[2]) if len(sys.argv) > 2 else 256
 P, NP = 6, 100_000
 seed = 0
 d = load()
@@ -55,7 +63,8 @@ t1 = time.perf_counter()
 ftr = extract(tr[:10000]); fte = extract(d.test_images)
 t_ext = time.perf_counter() - t1
 print("extract", round(t_ext, 1), "s", flush=True)
-np.save(f"/tmp/feat/coates_K{K}_tr.npy", ftr); np.save(f"/tmp/feat/coates_K{K}_te.npy", fte)
+out.mkdir(parents=True, exist_ok=True)
+np.save(out / f"coates_K{K}_tr.npy", ftr); np.save(out / f"coates_K{K}_te.npy", fte)
 
 def run(name, Xte):
     r = judge(Xte.astype(np.float32), d.test_labels, seed=0, n_init=3)

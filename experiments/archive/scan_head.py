@@ -8,12 +8,13 @@ neighbours, with an entropy term that keeps the clusters balanced. The head's
 probabilities on the test images are the features k-means clusters. Labels are
 used for scoring only.
 """
-import sys, time, warnings
+import sys, time
+from pathlib import Path
 import torch
 import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import judge, load, log
 from aeclust.contrastive import encode, load_model
-warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 
 def scan_head(ftr, *, seed, k=20, n_mine=50000, epochs=30, bs=512, entropy_w=5.0, lr=1e-2):

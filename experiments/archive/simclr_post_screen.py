@@ -2,13 +2,15 @@
 
 Usage: simclr_post_screen.py MODEL_DIR SEED
 """
-import sys, warnings
+import sys
+from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import judge, load, log
 from aeclust.contrastive import encode, load_model
 from scan_head import scan_head
-warnings.filterwarnings("ignore"); torch.set_num_threads(1)
+torch.set_num_threads(1)
 model_dir, seed = sys.argv[1], int(sys.argv[2])
 d = load(); m = load_model(f"{model_dir}/model.pt")
 te_head = encode(m, d.test_images, output="projection")

@@ -1,22 +1,30 @@
 """Screen SimCLR features: train on the 50,000 training images, k-means on the 10,000 test images.
 
-Usage: simclr_screen.py SEED EPOCHS [key=value ...]   (keys of ContrastiveConfig)
+Usage: simclr_screen.py SEED EPOCHS [key=value ...] [out=MODEL_DIR]   (keys of ContrastiveConfig)
+
+The model is saved in MODEL_DIR (default: a new temporary folder, printed), the
+MODEL_DIR that scan_head.py, simclr_post_screen.py and simclr_tta_screen.py take.
 """
-import json, os, sys, time, warnings
+import json, os, sys, tempfile, time
+from pathlib import Path
 import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import load, judge, log
 from aeclust.contrastive import ContrastiveConfig, train_contrastive, encode
-warnings.filterwarnings("ignore")
 
 seed, epochs = int(sys.argv[1]), int(sys.argv[2])
-over = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])}
+pairs = dict(a.split("=", 1) for a in sys.argv[3:])
+out = pairs.pop("out", None)  # a path, not JSON
+over = {k: json.loads(v) for k, v in pairs.items()}
 device = over.pop("device", "cpu")
 tag = over.pop("tag", "simclr")
 n_train = over.pop("n_train", 50000)
 cfg = ContrastiveConfig(epochs=epochs, seed=seed, **over)
+out = out or tempfile.mkdtemp(prefix=f"{tag}-s{seed}-")
+print("model folder", out, flush=True)
 d = load()
 t0 = time.perf_counter()
-res = train_contrastive(cfg, d.train_images[:n_train], f"/tmp/feat/{tag}-s{seed}", device=device, progress=False,
+res = train_contrastive(cfg, d.train_images[:n_train], out, device=device, progress=False,
                         num_threads=int(os.environ.get("THREADS", 1)))
 t_train = time.perf_counter() - t0
 print("history", json.dumps(res.history[-1]), "train", round(t_train, 1), flush=True)

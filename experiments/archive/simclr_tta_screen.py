@@ -6,12 +6,13 @@ Usage: simclr_tta_screen.py MODEL_DIR SEED                 encoder output at 16,
                                                            averaged with the mirror image (rows "TAG + mirror",
                                                            "TAG-head + mirror")
 """
-import sys, warnings
+import sys
+from pathlib import Path
 import torch
 import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import judge, load, log
 from aeclust.contrastive import _resize_for_encoding, images_to_tensor, load_model
-warnings.filterwarnings("ignore")
 model_dir, seed = sys.argv[1], int(sys.argv[2])
 mirror_tag = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--mirror" else None
 d = load(); m = load_model(f"{model_dir}/model.pt")

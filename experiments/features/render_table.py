@@ -1,13 +1,12 @@
 """Render docs/features.md's tables from experiments/results/features.jsonl.
 
-Usage: render_table.py [--check]   (--check: fail if docs/features.md is out of date)
+Usage: python experiments/features/render_table.py [--check]   (--check: fail if docs/features.md is out of date)
 """
 import json, statistics, sys
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "experiments" / "results" / "features.jsonl"
+from common import RESULTS, ROOT  # beside this script, which Python puts first on the path
+
 DOC = ROOT / "docs" / "features.md"
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
 SBEGIN, SEND = "<!-- screen:begin -->", "<!-- screen:end -->"

@@ -1,6 +1,8 @@
 """Train one registered feature on the 50,000 CIFAR-10 training images and judge it on the 10,000 test images.
 
-Usage: run_variant.py NAME SEED [key=value ...] [--tag TAG]
+Usage (from the repository root; it runs from any folder):
+
+    python experiments/features/run_variant.py NAME SEED [key=value ...] [--tag TAG] [--out DIR]
 
 The feature learns from the training images only (no labels); k-means
 (aeclust's own, k=10, k-means++, 10 runs) clusters the test images' features,
@@ -8,18 +10,17 @@ and ACC, NMI and ARI compare the clusters with the test labels. One row goes to
 experiments/results/features.jsonl with the wall-clock and CPU seconds of the
 training and the load average of the machine before and after.
 """
-import argparse, json, os, time, warnings
+import argparse, json, os, time
 
 import torch
-from common import judge, load, log
+from common import judge, load, log  # beside this script, which Python puts first on the path
 
 from aeclust.features import fit_features
 
-warnings.filterwarnings("ignore")
 ap = argparse.ArgumentParser()
 ap.add_argument("name"); ap.add_argument("seed", type=int); ap.add_argument("config", nargs="*")
 ap.add_argument("--tag", default=None); ap.add_argument("--device", default="cpu")
-ap.add_argument("--out", default=None)
+ap.add_argument("--out", default=None, help="keep the trained model in this folder (relative to where you run)")
 ap.add_argument("--also-output", action="append", default=[],
                 help="simclr: judge this output of the same model too (a row of its own)")
 ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: one per core)")

@@ -1,7 +1,14 @@
-"""Matplotlib without a display, and figures saved atomically as PNG.
+"""Figures drawn off-screen with matplotlib's object-oriented API, saved atomically as PNG.
+
+Each figure is a :class:`matplotlib.figure.Figure` on its own Agg canvas.
+``matplotlib.pyplot`` is never imported and the global backend never set, so
+drawing a report changes nothing for a caller who uses matplotlib
+interactively, in a notebook or with another backend; and no figure is
+registered anywhere, so none has to be closed.
 
 Kept apart from the report module so that the sweep and the external scores
-can draw their figures without importing it.
+can draw their figures without importing it. matplotlib is imported on first
+use, so that importing aeclust does not import it.
 """
 
 from __future__ import annotations
@@ -13,21 +20,51 @@ from pathlib import Path
 from ._io import write_bytes
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (no display needed, and none wanted)."""
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **grid):
+    """A new figure and its grid of axes, as ``pyplot.subplots`` makes them.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    nrows, ncols : int
+        The grid of axes.
+    figsize : (float, float)
+        Width and height in inches; the dots per inch are matplotlib's default
+        (``rcParams["figure.dpi"]``), as for a pyplot figure.
+    **grid
+        Passed to :meth:`matplotlib.figure.Figure.subplots`: ``sharex``,
+        ``squeeze``, ``gridspec_kw`` ...
 
-    return plt
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : matplotlib.axes.Axes or numpy.ndarray of them
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # the figure keeps its canvas; savefig and tight_layout draw on it
+    return fig, fig.subplots(nrows, ncols, **grid)
 
 
 def save_png(fig, path: str | os.PathLike, *, dpi: int = 110) -> Path:
-    """Render ``fig`` to PNG in memory, close it, and write the bytes atomically to ``path``."""
+    """Render ``fig`` to PNG in memory and write the bytes atomically to ``path``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or path-like
+        The PNG file; its folder is created when missing.
+    dpi : int, optional
+        Dots per inch of the PNG; the figure is cropped to what it draws.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    pyplot().close(fig)
     path = Path(path)
     write_bytes(path, buf.getvalue())
     return path

@@ -270,7 +270,7 @@ def plot_confusion(matrix, class_names, path: str | os.PathLike, title: str = "C
     -------
     Path
     """
-    from ._plotting import pyplot, save_png
+    from ._plotting import save_png, subplots
 
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.size == 0:
@@ -291,8 +291,7 @@ def plot_confusion(matrix, class_names, path: str | os.PathLike, title: str = "C
         order = np.argsort(key, kind="stable")
     shown = matrix[order]
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(0.55 * n_classes + 2.5, 0.45 * n_clusters + 1.8))
+    fig, ax = subplots(figsize=(0.55 * n_classes + 2.5, 0.45 * n_clusters + 1.8))
     im = ax.imshow(shown, cmap="viridis", aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax, label="images")
     ax.set_xticks(range(n_classes))

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ._io import write_text
-from ._plotting import pyplot as _pyplot
 from ._plotting import save_png as _save
+from ._plotting import subplots as _subplots
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -40,8 +40,7 @@ def plot_loss_curve(history: list[dict], path: Path, *, n_train: int | None = No
     """Training loss (``history[i][key]``) per epoch, and the held-out ``test_loss`` where every epoch has one."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _subplots(figsize=(6, 3.6))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h[key] for h in history], "o-",
             label="train" + (f" ({n_train:,} images)" if n_train else ""))
@@ -59,9 +58,8 @@ def plot_loss_curve(history: list[dict], path: Path, *, n_train: int | None = No
 
 def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path) -> Path:
     """Originals (top row) above their reconstructions (bottom row)."""
-    plt = _pyplot()
     n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.7))
+    fig, axes = _subplots(2, n, figsize=(1.2 * n, 2.7), squeeze=False)
     for i in range(n):
         _show(axes[0, i], originals[i])
         _show(axes[1, i], reconstructions[i])
@@ -73,10 +71,8 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, pat
 
 def plot_codes(images: np.ndarray, codes: np.ndarray, path: Path) -> Path:
     """Each image beside its 8x8 code channels, each channel shown as a small grayscale image."""
-    plt = _pyplot()
     n, channels = codes.shape[0], codes.shape[1]
-    fig, axes = plt.subplots(n, channels + 1, figsize=(1.3 * (channels + 1), 1.3 * n))
-    axes = np.atleast_2d(axes)
+    fig, axes = _subplots(n, channels + 1, figsize=(1.3 * (channels + 1), 1.3 * n), squeeze=False)
     for i in range(n):
         _show(axes[i, 0], images[i])
         for c in range(channels):
@@ -112,7 +108,6 @@ def _montage(images: list, rows: int, cols: int, pad: int = 2) -> np.ndarray:
 def plot_cluster_grid(images: np.ndarray, labels: np.ndarray, path: Path, *, per_cluster: int = 10,
                       title: str = "", seed: int = 0) -> Path:
     """One row per cluster: a random sample of its images, with the cluster's size."""
-    plt = _pyplot()
     clusters = np.unique(labels)
     rng = np.random.default_rng(seed)
     tiles = []
@@ -121,7 +116,7 @@ def plot_cluster_grid(images: np.ndarray, labels: np.ndarray, path: Path, *, per
         pick = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
         tiles += [images[p] for p in pick] + [None] * (per_cluster - len(pick))
     canvas = _montage(tiles, len(clusters), per_cluster)
-    fig, ax = plt.subplots(figsize=(0.75 * per_cluster + 1.2, 0.75 * len(clusters) + 0.6))
+    fig, ax = _subplots(figsize=(0.75 * per_cluster + 1.2, 0.75 * len(clusters) + 0.6))
     ax.imshow(canvas, interpolation="nearest")
     h = images.shape[1] + 2
     ax.set_yticks([2 + h * r + (h - 2) / 2 for r in range(len(clusters))])
@@ -163,18 +158,22 @@ def _data_uri(path: Path) -> str:
 
 
 def metrics_rows(results: dict) -> list[dict]:
-    """One row per feature set: the numbers the report's main table shows."""
+    """One row per feature set: the numbers the report's main table shows.
+
+    A feature set without metrics (None, or a dictionary of Nones for codes that
+    fell into one cluster) gets a row of dashes, not an error.
+    """
     rows = []
     for name, fs in results.get("feature_sets", {}).items():
-        m = fs["metrics"]
+        m = fs.get("metrics") or {}
         study = fs.get("study") or {}
         rows.append({
             "feature_set": name,
             "description": fs.get("description", ""),
             "n_features": fs.get("n_features"),
-            "silhouette": m["silhouette"],
+            "silhouette": m.get("silhouette"),
             "study_silhouette": study.get("silhouette"),
-            "dunn": m["dunn"],
+            "dunn": m.get("dunn"),
             "study_dunn": study.get("dunn"),
             "iterations": fs["kmeans"]["n_iter"],
             "inertia": fs["kmeans"]["inertia"],
@@ -421,10 +420,9 @@ def plot_seed_strips(results: dict, path: Path) -> Path:
     Seeds whose numbers are not meaningful (a collapsed autoencoder) are drawn as
     red crosses and left out of the mean.
     """
-    plt = _pyplot()
     names = list(results.get("summary", {}))
     rows = results.get("per_seed", [])
-    fig, axes = plt.subplots(1, len(_SEED_METRICS), figsize=(4.2 * len(_SEED_METRICS), 3.6), squeeze=False)
+    fig, axes = _subplots(1, len(_SEED_METRICS), figsize=(4.2 * len(_SEED_METRICS), 3.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], _SEED_METRICS):
         for x, name in enumerate(names):
             cells = [(r["seed"], r["feature_sets"][name]) for r in rows if name in r["feature_sets"]]

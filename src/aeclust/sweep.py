@@ -231,7 +231,7 @@ def plot_sweep(rows: list[dict], path: str | os.PathLike, *, title: str | None =
     -------
     Path
     """
-    from ._plotting import pyplot, save_png
+    from ._plotting import save_png, subplots
 
     if not rows:
         raise InvalidInputError("no sweep rows to plot")
@@ -243,8 +243,7 @@ def plot_sweep(rows: list[dict], path: str | os.PathLike, *, title: str | None =
         ("silhouette", "silhouette", "silhouette", "C1"),
         ("dunn", "Dunn's index", "dunn", "C2"),
     ]
-    plt = pyplot()
-    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
+    fig, axes = subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
     for ax, (key, ylabel, criterion, color) in zip(axes, panels):
         ax.plot(ks, [r[key] for r in rows], "o-", color=color, markersize=4)
         chosen = best[criterion]
