@@ -9,7 +9,7 @@ import pytest
 from conftest import make_blobs
 
 from aeclust.errors import InvalidInputError
-from aeclust.sweep import elbow_k, parse_k_range, preferred_k, sweep, write_sweep
+from aeclust.sweep import consensus_k, elbow_k, parse_k_range, preferred_k, sweep, write_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,11 +60,40 @@ def test_sweep_finds_true_k(blob_rows):
     best = preferred_k(rows)
     assert best["silhouette"] == 4
     assert best["elbow"] == 4
+    assert best["calinski_harabasz"] == 4 and best["davies_bouldin"] == 4 and best["consensus"] == 4
     inertias = [r["inertia"] for r in rows]
     assert inertias[2] < inertias[1] < inertias[0]
     for r in rows:
-        assert set(r) >= {"k", "inertia", "silhouette", "dunn", "n_iter", "converged", "seconds"}
+        assert set(r) >= {"k", "inertia", "silhouette", "dunn", "calinski_harabasz", "davies_bouldin", "n_iter",
+                          "converged", "seconds"}
         assert -1 <= r["silhouette"] <= 1 and r["dunn"] > 0
+        assert r["calinski_harabasz"] > 0 and r["davies_bouldin"] > 0
+
+
+def test_sklearn_indices_are_scikit_learns(blob_rows):
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    X, rows = blob_rows
+    from aeclust import KMeans
+
+    row = next(r for r in rows if r["k"] == 3)
+    labels = KMeans(3, init="k-means++", n_init=3, random_state=0).fit(X).labels_
+    assert row["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-12)
+    assert row["davies_bouldin"] == pytest.approx(davies_bouldin_score(X, labels), rel=1e-12)
+
+
+def test_consensus_is_the_most_named_k_and_ties_go_to_the_smaller():
+    assert consensus_k({"elbow": 3, "silhouette": 5, "dunn": 5, "calinski_harabasz": 3, "davies_bouldin": 7}) == 3
+    assert consensus_k({"elbow": None, "silhouette": 5, "dunn": 5, "calinski_harabasz": 3, "davies_bouldin": 7}) == 5
+    assert consensus_k({"elbow": None, "silhouette": None}) is None
+
+
+def test_preferred_k_of_rows_without_the_newer_criteria():
+    rows = [{"k": k, "inertia": 10.0 / k, "silhouette": s, "dunn": 0.1} for k, s in [(2, 0.1), (3, 0.5), (4, 0.2)]]
+    best = preferred_k(rows)
+    assert best["calinski_harabasz"] is None and best["davies_bouldin"] is None
+    # elbow 3, silhouette 3, Dunn 2 (a tie: the smaller k): consensus 3.
+    assert (best["elbow"], best["silhouette"], best["dunn"], best["consensus"]) == (3, 3, 2, 3)
 
 
 def test_sweep_row_does_not_depend_on_other_ks(blob_rows):
@@ -100,6 +129,9 @@ def test_preferred_k_ties_go_to_smaller_k():
             for k, s, d in [(2, 0.5, 0.1), (3, 0.5, 0.3), (4, 0.2, 0.3)]]
     best = preferred_k(rows)
     assert best["silhouette"] == 2 and best["dunn"] == 3
+    rows = [{**r, "calinski_harabasz": 5.0, "davies_bouldin": 1.0} for r in rows]
+    best = preferred_k(rows)
+    assert best["calinski_harabasz"] == 2 and best["davies_bouldin"] == 2
 
 
 def test_write_sweep_files(blob_rows, tmp_path):
@@ -112,7 +144,15 @@ def test_write_sweep_files(blob_rows, tmp_path):
     assert [r["k"] for r in saved["rows"]] == list(range(2, 8))
     assert saved["preferred"] == out["preferred"]
     md = (tmp_path / "run" / "sweep.md").read_text()
-    assert "| 4 (elbow, silhouette" in md
+    assert "| 4 (elbow, silhouette, dunn, calinski_harabasz, davies_bouldin, consensus)" in md
+    assert "Calinski–Harabasz and Davies–Bouldin are scikit-learn's" in md
     assert sum(line.startswith("|") for line in md.splitlines()) == 2 + len(rows)  # header, rule, one line per k
     assert (tmp_path / "run" / "sweep.png").read_bytes()[:8] == PNG_MAGIC
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["sweep.json", "sweep.md", "sweep.png"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["sweep.csv", "sweep.json", "sweep.md",
+                                                                   "sweep.png"]
+    import csv
+
+    table = list(csv.DictReader((tmp_path / "run" / "sweep.csv").read_text().splitlines()))
+    assert [int(r["k"]) for r in table] == list(range(2, 8))
+    assert [r["k"] for r in table if r["preferred_by_consensus"] == "1"] == ["4"]
+    assert float(table[0]["davies_bouldin"]) == rows[0]["davies_bouldin"]

@@ -355,10 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sweep",
-        help="k-means for a range of k: inertia (elbow), silhouette and Dunn against k",
+        help="k-means for a range of k: inertia (elbow), silhouette, Dunn, Calinski-Harabasz and "
+             "Davies-Bouldin against k, and the k they agree on",
         description="Cluster one feature set for every k in a range and plot inertia (the elbow), "
-                    "silhouette and Dunn's index against k, with the k each criterion prefers. "
-                    "Writes sweep.json, sweep.md and sweep.png to --out.",
+                    "silhouette, Dunn's index, Calinski-Harabasz and Davies-Bouldin (scikit-learn's) "
+                    "against k, with the k each criterion prefers and their consensus. "
+                    "Writes sweep.json, sweep.md, sweep.csv and sweep.png to --out.",
     )
     p.add_argument("--k", type=_k_values, default="2..20", metavar="RANGE",
                    help=f"k values from 2 to {K_MAX}: '2..20', '2,4,8' or '5' (default: 2..20)")
@@ -612,11 +614,14 @@ def _cmd_sweep(args) -> int:
     if not args.quiet:
         best = preferred_k(rows)
         print(f"aeclust sweep: {data.name}, {args.feature_set}, k = {ks[0]}..{ks[-1]}")
-        print(f"  {'k':>4}{'inertia':>14}{'silhouette':>12}{'Dunn':>9}")
+        print(f"  {'k':>4}{'inertia':>14}{'silhouette':>12}{'Dunn':>9}{'Calinski-H':>12}{'Davies-B':>10}")
         for r in rows:
-            print(f"  {r['k']:>4}{r['inertia']:>14.6g}{r['silhouette']:>12.4f}{r['dunn']:>9.4f}")
-        print(f"  preferred k: elbow {best['elbow']}, silhouette {best['silhouette']}, Dunn {best['dunn']}")
-        print(f"  wrote {out}/sweep.png, {out}/sweep.md, {out}/sweep.json")
+            print(f"  {r['k']:>4}{r['inertia']:>14.6g}{r['silhouette']:>12.4f}{r['dunn']:>9.4f}"
+                  f"{r['calinski_harabasz']:>12.1f}{r['davies_bouldin']:>10.4f}")
+        print(f"  preferred k: elbow {best['elbow']}, silhouette {best['silhouette']}, Dunn {best['dunn']}, "
+              f"Calinski-Harabasz {best['calinski_harabasz']}, Davies-Bouldin {best['davies_bouldin']}; "
+              f"consensus {best['consensus']}")
+        print(f"  wrote {out}/sweep.png, {out}/sweep.md, {out}/sweep.csv, {out}/sweep.json")
     return 0
 
 
