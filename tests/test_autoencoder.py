@@ -1,4 +1,5 @@
-"""The convolutional autoencoder: shapes, training, checkpoints and resume, codes."""
+"""The convolutional autoencoder: shapes, training, checkpoints and resume, codes; and what it shares
+with the contrastive net (aeclust._torch): the model-file envelope, tensors, threads."""
 
 from __future__ import annotations
 
@@ -421,3 +422,136 @@ def test_a_run_whose_code_is_dead_says_so_loudly(fake_cifar, tmp_path, monkeypat
     page = (out / "report.html").read_text()
     assert "class='alert'" in page and "class='not-meaningful'" in page
     assert "data-collapsed='true'" in page and "192 of 192 code features constant" in page
+
+
+# -- what the torch models share (aeclust._torch) ---------------------------------------------
+
+
+def test_the_models_share_one_implementation():
+    import aeclust._torch as shared
+    import aeclust.autoencoder as ae
+    import aeclust.contrastive as cn
+
+    for name in ("resolve_device", "TrainResult"):
+        assert getattr(ae, name) is getattr(shared, name) is getattr(cn, name)
+    assert cn.images_to_tensor is shared.images_to_tensor
+
+
+@pytest.fixture
+def model_file():
+    from aeclust._torch import ModelFile
+
+    return ModelFile("aeclust.test", 3, "test model", {1: {"init": "torch"}, 2: {}})
+
+
+def test_model_file_round_trip_keeps_the_envelope_in_order(model_file, tmp_path):
+    model = ConvAutoencoder(AutoencoderConfig(init="torch"))
+    model_file.save(tmp_path / "m.pt", model, epoch=4, history=[{"epoch": 4}])
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file of the atomic write is gone
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert list(raw) == ["format", "version", "config", "model", "versions", "epoch", "history"]
+    assert raw["format"] == "aeclust.test" and raw["version"] == 3
+    assert set(raw["versions"]) == {"torch", "numpy", "python"}
+    state = model_file.read(tmp_path / "m.pt")
+    assert state["config"] == model.config.to_dict() and state["epoch"] == 4
+    again = model_file.rebuild(ConvAutoencoder, AutoencoderConfig.from_dict(state["config"]), state["model"],
+                               tmp_path / "m.pt")
+    assert _same_weights(again, model)
+
+
+def test_model_file_upgrades_the_config_of_an_older_version(model_file, tmp_path):
+    model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig(init="torch")))
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    state["version"] = 1
+    del state["config"]["init"]
+    torch.save(state, tmp_path / "old.pt")
+    assert model_file.read(tmp_path / "old.pt")["config"]["init"] == "torch"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04 truncated zip"])
+def test_model_file_that_is_damaged(model_file, tmp_path, content):
+    (tmp_path / "bad.pt").write_bytes(content)
+    with pytest.raises(AeclustError, match=r"cannot read test model .*bad\.pt: \S"):
+        model_file.read(tmp_path / "bad.pt")
+
+
+def test_model_file_cut_short(model_file, tmp_path):
+    model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig()))
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "m.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AeclustError, match="cannot read test model"):
+        model_file.read(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("state, match", [
+    ([1, 2, 3], "is not an aeclust test model"),
+    ({"format": "aeclust.autoencoder", "version": 3, "config": {}}, "is not an aeclust test model"),
+    ({"format": "aeclust.test", "version": 9, "config": {}},
+     "test model version 9; this aeclust reads versions 1, 2 and 3"),
+    ({"format": "aeclust.test", "version": 3}, "holds no model config"),
+    ({"format": "aeclust.test", "version": 3, "config": [1]}, "holds no model config"),
+])  # fmt: skip
+def test_model_file_of_another_kind(model_file, tmp_path, state, match):
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(AeclustError, match=match):
+        model_file.read(tmp_path / "other.pt")
+    with pytest.raises(AeclustError, match="no test model at"):
+        model_file.read(tmp_path / "missing.pt")
+
+
+def test_model_file_whose_weights_do_not_fit(model_file, tmp_path):
+    model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig()))
+    state = model_file.read(tmp_path / "m.pt")
+    with pytest.raises(AeclustError, match=r"m\.pt do not fit its config.*size mismatch"):
+        model_file.rebuild(ConvAutoencoder, AutoencoderConfig(channels=(4, 3)), state["model"], tmp_path / "m.pt")
+
+
+def test_model_file_write_that_fails_leaves_the_old_file_and_no_temporary(model_file, tmp_path, monkeypatch):
+    model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig()), epoch=1)
+    before = (tmp_path / "m.pt").read_bytes()
+
+    def write_half_then_fail(obj, f):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig()), epoch=2)
+    assert (tmp_path / "m.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_images_to_tensor_shared_checks():
+    from aeclust._torch import images_to_tensor as shared
+
+    images = _images(2)
+    assert torch.equal(shared(images), images_to_tensor(images, "rgb"))
+    assert shared(images[:, :30, :30]).shape == (2, 3, 30, 30)  # only the autoencoder needs multiples of 4
+    with pytest.raises(InvalidInputError, match="multiples of 4"):
+        shared(images[:, :30, :30], multiple=4)
+    with pytest.raises(InvalidInputError, match="unknown color 'cmyk'"):
+        shared(images, "cmyk")
+
+
+def test_threads_and_reproducible_restore_the_callers_settings():
+    from aeclust._torch import reproducible, threads
+
+    before = torch.get_num_threads()
+    with reproducible(1):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == before and not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="inside"):
+        with threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with pytest.raises(InvalidInputError, match="num_threads must be >= 1"):
+        with threads(0):
+            pass
+
+
+def test_encode_leaves_a_training_model_training(data):
+    torch.manual_seed(0)
+    model = ConvAutoencoder(AutoencoderConfig())
+    assert model.training
+    encode(model, data[0][:3])
+    assert model.training

@@ -23,7 +23,7 @@ import dask.array as da  # noqa: E402
 
 from aeclust import KMeans, cluster_quality  # noqa: E402
 from aeclust import distributed as dd  # noqa: E402
-from aeclust import metrics  # noqa: E402
+from aeclust import metrics, pipeline  # noqa: E402
 from aeclust.errors import InvalidInputError  # noqa: E402
 from aeclust.kmeans import ConvergenceWarning  # noqa: E402
 
@@ -158,6 +158,21 @@ def test_kmeans_parallel_init_is_as_good_as_kmeans_plus_plus(client):
     np.testing.assert_array_equal(again.init_centers_, par.init_centers_)
 
 
+def test_dask_rows_given_to_fit_and_to_kmeans_parallel(client):
+    X, init = _blobs(n=3000, seed=11)
+    rows = dd.DaskRows(da.from_array(X, chunks=(1000, -1)), chunk_rows=700, persist=False)
+    assert rows.shape == X.shape and rows.sizes == [700] * 4 + [200]
+    via_rows = KMeans(6, init=init).fit(rows)
+    via_function = dd.fit_kmeans(KMeans(6, init=init), X, chunk_rows=700)
+    np.testing.assert_array_equal(via_rows.labels_.compute(), via_function.labels_.compute())
+    assert via_rows.inertia_ == via_function.inertia_
+    # k-means|| draws per chunk: the same chunks, the same centres.
+    centers = dd.kmeans_parallel_init(rows, 6, random_state=3)
+    np.testing.assert_array_equal(centers, dd.kmeans_parallel_init(da.from_array(X, chunks=(700, -1)), 6,
+                                                                   random_state=3))
+    assert dd.SilhouetteEstimate is metrics.SilhouetteEstimate
+
+
 def test_exact_metrics_equal_in_memory(client):
     X, _ = _blobs(n=2500, d=12, k=5, seed=5)
     y = np.random.default_rng(0).integers(0, 5, size=len(X)) * 3 + 10  # arbitrary label values
@@ -200,6 +215,19 @@ def test_dunn_is_exact_for_near_duplicates_across_chunks(client):
 def test_metric_input_errors(client, X, y, match):
     with pytest.raises(ValueError, match=match):
         dd.cluster_quality(X, y)
+
+
+def test_dask_labels_are_checked_as_in_memory_without_being_computed(client):
+    X = np.ones((5, 2))
+    with pytest.raises(ValueError, match="1-D") as on_dask:
+        dd.cluster_quality(X, da.zeros((5, 2), chunks=2))
+    with pytest.raises(ValueError, match="1-D") as in_memory:
+        cluster_quality(X, np.zeros((5, 2)))
+    assert str(on_dask.value) == str(in_memory.value)
+    with pytest.raises(ValueError, match="length 4"):
+        dd.cluster_quality(X, da.zeros(4, chunks=2))
+    with pytest.raises(ValueError, match="labels contains NaN"):
+        dd.cluster_quality(np.arange(10.0).reshape(5, 2), da.from_array(np.array([0, 1, np.nan, 0, 1]), chunks=2))
 
 
 def test_sampled_silhouette(client):
@@ -264,7 +292,7 @@ def test_worker_killed_mid_metrics_does_not_change_the_result(client):
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_cluster_on_scheduler_local(client):
     X, _ = _blobs(n=2000, d=8, k=4, seed=9)
-    km, q = dd.cluster_on_scheduler(X, 4, 0, "local:1", chunk_rows=512)
+    km, q = pipeline.cluster_on_scheduler(X, 4, 0, "local:1", chunk_rows=512)
     mem = KMeans(4, random_state=0).fit(X)
     assert isinstance(km.labels_, np.ndarray)
     np.testing.assert_array_equal(km.labels_, mem.labels_)

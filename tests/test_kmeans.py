@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans as SKKMeans
 
-from aeclust import KMeans
+from aeclust import KMeans, _lloyd, errors
 from aeclust.errors import InvalidInputError
 from aeclust.kmeans import ConvergenceWarning
 
@@ -125,6 +125,65 @@ def test_bad_input_raises_a_clear_value_error(kwargs, X, match):
     with pytest.raises(InvalidInputError, match=match):
         KMeans(**kwargs).fit(X)
     assert issubclass(InvalidInputError, ValueError)
+
+
+def test_convergence_warning_lives_with_the_errors():
+    assert ConvergenceWarning is errors.ConvergenceWarning
+    assert issubclass(ConvergenceWarning, UserWarning)
+
+
+def test_k_means_parallel_is_for_dask_arrays_only():
+    with pytest.raises(InvalidInputError, match="init must be one of"):
+        KMeans(2, init="k-means||").fit(np.ones((5, 2)))
+
+
+class _ScriptedRows(_lloyd.Rows):
+    """Rows whose runs are scripted: the estimator's own work is all that is tested."""
+
+    def __init__(self, X, inertias, converged=True):
+        self.X, self.shape = X, X.shape
+        self.inertias, self.converged = list(inertias), converged
+        self.calls = []
+
+    def check_values(self):
+        self.calls.append("check_values")
+
+    def take(self, rows):
+        self.calls.append(("take", tuple(rows)))
+        return self.X[rows]
+
+    def kmeans_plus_plus(self, n_clusters, rng):
+        self.calls.append("kmeans_plus_plus")
+        return self.X[:n_clusters]
+
+    def lloyd(self, centers, max_iter):
+        run = len([c for c in self.calls if isinstance(c, tuple) and c[0] == "lloyd"])
+        self.calls.append(("lloyd", max_iter))
+        labels = np.full(self.shape[0], run)
+        return _lloyd.Run(labels, centers + run, run + 1, self.converged, run, self.inertias[run])
+
+
+def test_fit_owns_validation_initialisation_the_runs_and_the_attributes():
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    rows = _ScriptedRows(X, inertias=[5.0, 2.0, 2.0, 9.0])
+    km = KMeans(3, n_init=4, max_iter=7, random_state=0).fit(rows)
+    draws = np.random.default_rng(0)
+    expected = [tuple(draws.choice(10, size=3, replace=False)) for _ in range(4)]
+    assert rows.calls[0] == "check_values"
+    assert [c[1] for c in rows.calls if c[0] == "take"] == expected
+    assert [c for c in rows.calls if c[0] == "lloyd"] == [("lloyd", 7)] * 4
+    # The first of the lowest inertias is kept, with everything that belongs to its run.
+    assert km.inertia_ == 2.0 and km.n_iter_ == 2 and km.n_empty_clusters_ == 1
+    np.testing.assert_array_equal(km.labels_, np.ones(10))
+    np.testing.assert_array_equal(km.init_centers_, X[list(expected[1])])
+    np.testing.assert_array_equal(km.cluster_centers_, X[list(expected[1])] + 1)
+    assert km.n_features_in_ == 2 and km.converged_
+    rows = _ScriptedRows(X, inertias=[1.0], converged=False)
+    with pytest.warns(ConvergenceWarning):
+        KMeans(2, init="k-means++").fit(rows)
+    assert rows.calls[1] == "kmeans_plus_plus"
+    with pytest.raises(InvalidInputError, match="larger than the number of samples"):
+        KMeans(11).fit(_ScriptedRows(X, inertias=[1.0]))
 
 
 def test_predict_before_fit_and_wrong_width():

@@ -4,7 +4,7 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics import silhouette_samples as sk_silhouette_samples
 from sklearn.metrics import silhouette_score as sk_silhouette
 
-from aeclust import cluster_quality, dunn_index, silhouette_score
+from aeclust import _pairwise, cluster_quality, dunn_index, metrics, silhouette_score
 from aeclust.errors import InvalidInputError
 from aeclust.metrics import silhouette_samples
 
@@ -126,3 +126,53 @@ def test_identical_points_are_at_distance_exactly_zero():
                                    atol=1e-6)
     X[5] = [-0.0, 0.0]  # equal to 0.0 though its bytes differ
     assert silhouette_score(X * 1e-3, y) == pytest.approx(-22 / 24, abs=1e-7)
+
+
+# -- the kernels the in-memory pass and the Dask tasks share --------------------------------
+
+
+def test_silhouette_from_sums_is_the_definition():
+    X, y = datasets()[2]
+    X = X.astype(np.float64)
+    uniques, codes = np.unique(y, return_inverse=True)
+    sums = cdist(X, X) @ np.eye(len(uniques))[codes]
+    got = metrics.silhouette_from_sums(sums, codes, np.bincount(codes))
+    np.testing.assert_allclose(got, sk_silhouette_samples(X, y), atol=1e-12)
+    # A subset of the rows (a Dask chunk) gets the same values from its own rows of the sums.
+    part = slice(40, 90)
+    np.testing.assert_array_equal(metrics.silhouette_from_sums(sums[part], codes[part], np.bincount(codes)),
+                                  got[part])
+
+
+@pytest.mark.parametrize("same_cluster", [False, True])
+def test_extreme_sq_distance64_is_the_first_extreme_pair(same_cluster):
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-3, 4, size=(30, 4)).astype(np.float64), rng.integers(-3, 4, size=(50, 4)).astype(np.float64)
+    ca, cb = rng.integers(0, 3, size=30), rng.integers(0, 3, size=50)
+    value, i, j = _pairwise.extreme_sq_distance64(a, _pairwise.sq_norms64(a), ca, b, _pairwise.sq_norms64(b), cb,
+                                                 same_cluster=same_cluster)
+    D2 = cdist(a, b, "sqeuclidean")
+    wanted = ca[:, None] == cb[None, :] if same_cluster else ca[:, None] != cb[None, :]
+    masked = np.where(wanted, D2, -np.inf if same_cluster else np.inf)
+    flat = int(np.argmax(masked) if same_cluster else np.argmin(masked))  # ties: the first, row-major
+    assert (i, j) == divmod(flat, 50) and value == D2[i, j]
+    assert _pairwise.distance64(a[i], b[j]) == pytest.approx(np.sqrt(D2[i, j]))
+    none, _, _ = _pairwise.extreme_sq_distance64(a, _pairwise.sq_norms64(a), np.zeros(30), b,
+                                                _pairwise.sq_norms64(b), np.ones(50), same_cluster=True)
+    assert none == -np.inf
+
+
+def test_cluster_count_checks_and_dunn_parts():
+    assert metrics.check_cluster_count(3, 10, max_clusters_rel=-1) == 3
+    with pytest.raises(InvalidInputError, match="need at least 2"):
+        metrics.check_cluster_count(1, 10)
+    with pytest.raises(InvalidInputError, match="n_samples - 1"):
+        metrics.check_cluster_count(10, 10, max_clusters_rel=-1)
+    assert metrics.check_cluster_count(10, 10) == 10  # Dunn's index takes singletons
+    q = metrics.ClusterQuality.from_parts(0.5, 3.0, 2.0, 10, 3)
+    assert q.dunn == 1.5 and q.to_dict()["max_cluster_diameter"] == 2.0
+    lo_cut, hi_cut = metrics.dunn_cuts(4.0, 9.0, 10, 100.0)
+    assert lo_cut > 4.0 and hi_cut < 9.0
+    near_min, near_max = metrics.near_extremes(np.array([4.0, 5.0, lo_cut]), np.array([9.0, 1.0, hi_cut]),
+                                               (lo_cut, hi_cut))
+    assert near_min.tolist() == [0, 2] and near_max.tolist() == [0, 2]

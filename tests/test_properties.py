@@ -19,7 +19,7 @@ from sklearn.cluster import KMeans as SKKMeans
 from sklearn.metrics import silhouette_score as sk_silhouette
 
 from aeclust import KMeans, cluster_quality, dunn_index, silhouette_score
-from aeclust import _lloyd
+from aeclust import _lloyd, _pairwise
 
 pytestmark = pytest.mark.property
 
@@ -172,3 +172,42 @@ def test_kmeans_equals_the_sklearn_oracle(seed, n, d, k):
     assert np.array_equal(ours.labels_, ref.labels_)
     np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=1e-4, atol=1e-5)
     assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-5)
+
+
+@PROPERTY
+@given(points_and_k(), st.integers(0, 2**32 - 1))
+def test_greedy_seeding_with_unit_weights_is_the_unweighted_seeding(case, seed):
+    """k-means|| reduces its candidates with the weighted form of the estimator's k-means++."""
+    X, k = case
+    X64 = X.astype(np.float64)
+
+    def sq_distances(rows):
+        return cdist(X64, X64[rows], "sqeuclidean")
+
+    closest = sq_distances([0])[:, 0]
+    plain = _lloyd.greedy_seeding(closest, sq_distances, k, np.random.default_rng(seed))
+    weighted = _lloyd.greedy_seeding(closest, sq_distances, k, np.random.default_rng(seed),
+                                     weights=np.ones(len(X)))
+    assert plain == weighted and len(plain) == k - 1
+
+
+@st.composite
+def two_blocks(draw):
+    """Two float32 blocks of rows with the same number of features (no values so small that
+    their squares underflow: the bound is relative to the norms, and an underflow is not)."""
+    d = draw(st.integers(1, 40))
+    values = st.floats(-1e3, 1e3, width=32).filter(lambda v: v == 0 or abs(v) > 1e-6)
+    return tuple(draw(arrays(np.float32, (draw(st.integers(1, 30)), d), elements=values)) for _ in range(2))
+
+
+@PROPERTY
+@given(two_blocks())
+def test_distance_blocks_are_within_the_proven_error_bound(blocks):
+    """The block kernel of the in-memory pass and of the Dask tasks, against float64."""
+    a, b = blocks
+    sq_a, sq_b = _pairwise.row_sq_norms(a), _pairwise.row_sq_norms(b)
+    D2 = _pairwise.sq_distance_block(a * np.float32(-2.0), sq_a, b, sq_b)
+    exact = cdist(a.astype(np.float64), b.astype(np.float64), "sqeuclidean")
+    largest = max(sq_a.max(), sq_b.max())
+    assert D2.dtype == np.float32 and (D2 >= 0).all()
+    assert np.abs(D2 - exact).max() <= _pairwise.sq_distance_error_bound(a.shape[1], largest)

@@ -1,12 +1,24 @@
-"""The Lloyd loop of k-means: the hot path, kept apart from the estimator's bookkeeping."""
+"""The Lloyd loop of k-means: the hot path, kept apart from the estimator's bookkeeping.
+
+:class:`aeclust.KMeans` owns the parameters, the initialisation, the ``n_init``
+loop and the learned attributes. It reaches its data through a :class:`Rows`:
+a numpy array in :mod:`aeclust.kmeans`, row chunks on Dask in
+:mod:`aeclust.distributed`. Each supplies the random rows, the k-means++ seeding
+and a single Lloyd run from given centres (:class:`Run`).
+
+Every assignment of points to centres, in memory or in a Dask chunk, goes
+through :func:`assign`: one kernel, so that both paths make the same choices
+(ties to the lowest centre index) at the same speed per row.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._pairwise import Workers, row_sq_norms
+from ._pairwise import Workers, blas_single_threaded, one_hot, row_sq_norms
 
 #: Rows per block of the assignment: a 1024 x 1024 float32 block of X is 4 MiB,
 #: and one block per thread keeps both cores busy on 10,000 rows.
@@ -23,7 +35,15 @@ def assign(
     """Nearest centre of each row, and the squared distance to it less ``|x|^2``.
 
     One matrix product per chunk of rows (``x.(-2c)``, plus ``|c|^2``); chunks
-    bound the memory at ``chunk x k``, and go to the ``workers`` threads.
+    bound the memory at ``chunk x k``, and go to the ``workers`` threads. Ties go
+    to the lowest centre index.
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), intp
+    best : ndarray of shape (n,), float32
+        ``|c|^2 - 2 x.c`` for the chosen centre: add ``|x|^2`` for the squared
+        distance (the empty-cluster re-seed ranks points by it).
     """
     if workers is None:
         with Workers() as pool:
@@ -62,8 +82,7 @@ def cluster_sums(
 
     def block(span):
         s, e = span
-        member = np.zeros((e - s, n_clusters), dtype=np.float64)
-        member[np.arange(e - s), labels[s:e]] = 1.0
+        member = one_hot(labels[s:e], n_clusters, np.float64)
         # X.T @ member, not member.T @ X: BLAS runs the tall-skinny form faster.
         return (X[s:e].astype(np.float64).T @ member).T
 
@@ -201,3 +220,124 @@ def inertia(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
     are split into chunks (here, or on Dask) or in which order they are added.
     """
     return math.fsum(inertia_terms(X, labels, centers))
+
+
+def greedy_seeding(closest: np.ndarray, sq_distances, n_clusters: int, rng: np.random.Generator,
+                   weights: np.ndarray | None = None) -> list[int]:
+    """Greedy k-means++ (Arthur & Vassilvitskii, 2007) once the first centre is chosen.
+
+    Each further centre is the best (the lowest total cost) of ``2 + log(k)``
+    candidates drawn with probability proportional to ``weight x D^2``.
+
+    Parameters
+    ----------
+    closest : ndarray of shape (n,), float64
+        Squared distance of every point to the first centre.
+    sq_distances : callable
+        ``sq_distances(rows)``: squared distances of every point to the points
+        ``rows``, shape (n, len(rows)).
+    n_clusters : int
+    rng : numpy Generator
+    weights : ndarray of shape (n,), optional
+        Point weights (k-means|| candidates stand for many points); None for 1.
+
+    Returns
+    -------
+    list of int
+        The indices of the other ``n_clusters - 1`` centres, in order.
+    """
+    n = len(closest)
+    n_trials = 2 + int(math.log(n_clusters))
+    picks = []
+    for _ in range(1, n_clusters):
+        mass = closest if weights is None else weights * closest
+        total = mass.sum()
+        if total <= 0:  # fewer distinct points than clusters: any point will do
+            candidates = rng.integers(n, size=n_trials)
+        else:
+            candidates = np.minimum(np.searchsorted(np.cumsum(mass), rng.random(n_trials) * total), n - 1)
+        trial = np.minimum(closest[:, None], sq_distances(candidates))
+        cost = trial if weights is None else weights[:, None] * trial
+        pick = int(np.argmin(cost.sum(axis=0)))
+        picks.append(int(candidates[pick]))
+        closest = trial[:, pick].astype(np.float64)
+    return picks
+
+
+@blas_single_threaded
+def weighted_kmeans(C: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
+                    max_iter: int = 300) -> np.ndarray:
+    """``k`` float32 centres for the points ``C`` of weights ``w``: greedy k-means++, then
+    weighted Lloyd, in float64. k-means|| reduces its few thousand candidates with it."""
+    m = C.shape[0]
+    C64 = C.astype(np.float64)
+    sq = np.einsum("ij,ij->i", C64, C64)
+
+    def d2_to(rows):
+        return np.maximum(sq[:, None] - 2.0 * C64 @ C64[rows].T + sq[rows][None, :], 0.0)
+
+    first = int(rng.choice(m, p=w / w.sum()))
+    picks = [first] + greedy_seeding(d2_to([first])[:, 0], d2_to, k, rng, weights=w)
+    centers = C64[picks].copy()
+    labels = None
+    for _ in range(max_iter):
+        d2 = np.einsum("ij,ij->i", centers, centers)[None, :] - 2.0 * C64 @ centers.T
+        new = d2.argmin(axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        wsum = np.bincount(labels, weights=w, minlength=k)
+        for j in range(k):
+            if wsum[j] > 0:
+                centers[j] = (w[labels == j, None] * C64[labels == j]).sum(axis=0) / wsum[j]
+    return centers.astype(np.float32)
+
+
+@dataclass
+class Run:
+    """The outcome of one Lloyd run from given centres (see :func:`lloyd`).
+
+    ``labels`` is a numpy array in memory and a dask array on Dask.
+    """
+
+    labels: object
+    centers: np.ndarray
+    n_iter: int
+    converged: bool
+    n_empty: int
+    inertia: float
+
+
+class Rows:
+    """The data of one k-means fit, as :meth:`aeclust.KMeans.fit` reads it.
+
+    Subclasses hold the rows (a numpy array, or chunks on Dask) and supply what
+    depends on where they are; the estimator calls :meth:`check_values` once,
+    after its own parameter checks, then per run :meth:`take` or
+    :meth:`kmeans_plus_plus` for the initial centres and :meth:`lloyd`.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (n_samples, n_features).
+    inits : tuple of str
+        The ``init`` strings this data accepts, besides an array of centres.
+    """
+
+    inits: tuple[str, ...] = ("random", "k-means++")
+    shape: tuple[int, int]
+
+    def check_values(self) -> None:
+        """Checks that read every value (NaN, infinities); a no-op where reading the data did them."""
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows, in the given order, as a float32 numpy array."""
+        raise NotImplementedError
+
+    def kmeans_plus_plus(self, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+        """Initial centres by D^2 seeding (k-means++, or a scalable stand-in), drawn from ``rng``."""
+        raise NotImplementedError
+
+    def lloyd(self, centers: np.ndarray, max_iter: int) -> Run:
+        """One Lloyd run from ``centers`` (:func:`lloyd`'s rules), with the inertia of its result."""
+        raise NotImplementedError

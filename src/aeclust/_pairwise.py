@@ -30,17 +30,16 @@ def row_sq_norms(X: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", X, X, dtype=np.float64).astype(np.float32)
 
 
-def sq_distance_error_bound(X: np.ndarray, sq_norms: np.ndarray) -> float:
+def sq_distance_error_bound(n_features: int, largest_sq_norm: float) -> float:
     """An upper bound on the absolute error of a float32 squared distance from this kernel.
 
     The dot product of two d-vectors in float32 errs by at most about
     ``d * eps * |x| |y|`` (the classic bound; blocked BLAS sums do better), and
     the norms and the two additions add a few ``eps * (|x|^2 + |y|^2)`` more.
-    Bounding ``|x| |y|`` by the largest squared norm gives one number for all pairs.
+    Bounding ``|x| |y|`` by the largest squared norm of the data
+    (``largest_sq_norm``) gives one number for all pairs.
     """
-    n_features = X.shape[1]
-    largest = float(sq_norms.max(initial=0.0))
-    return (n_features + 8) * _EPS32 * 2.0 * largest
+    return (n_features + 8) * _EPS32 * 2.0 * float(largest_sq_norm)
 
 
 def sq_distances_to(X: np.ndarray, centers: np.ndarray, center_sq: np.ndarray) -> np.ndarray:
@@ -50,6 +49,65 @@ def sq_distances_to(X: np.ndarray, centers: np.ndarray, center_sq: np.ndarray) -
     D *= -2.0
     D += center_sq
     return D
+
+
+def sq_distance_block(a_m2: np.ndarray, a_sq: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+    """Float32 squared distances between the rows of ``a`` and of ``b``, clipped at 0.
+
+    ``a_m2`` is ``a * -2`` (exact: a power of two), so that the expansion
+    ``|a|^2 - 2 a.b + |b|^2`` costs one matrix product and two broadcast additions;
+    ``a_sq`` and ``b_sq`` are the rows' squared norms (:func:`row_sq_norms`).
+    The in-memory pass and the Dask tasks both take their blocks from here.
+    """
+    D2 = a_m2 @ b.T
+    D2 += a_sq[:, None]
+    D2 += b_sq[None, :]
+    np.maximum(D2, 0.0, out=D2)
+    return D2
+
+
+def one_hot(codes: np.ndarray, n_codes: int, dtype) -> np.ndarray:
+    """An ``(len(codes), n_codes)`` matrix with a single 1 per row, at column ``codes[i]``.
+
+    A product with it sums rows (or columns) per cluster, which BLAS does faster
+    than a loop over the clusters.
+    """
+    out = np.zeros((len(codes), n_codes), dtype=dtype)
+    out[np.arange(len(codes)), codes] = 1.0
+    return out
+
+
+def sq_norms64(X: np.ndarray) -> np.ndarray:
+    """Squared norm of each row of a float64 array, in float64."""
+    return np.einsum("ij,ij->i", X, X)
+
+
+def extreme_sq_distance64(a: np.ndarray, a_sq: np.ndarray, a_codes: np.ndarray,
+                          b: np.ndarray, b_sq: np.ndarray, b_codes: np.ndarray,
+                          *, same_cluster: bool) -> tuple[float, int, int]:
+    """The largest same-cluster, or smallest other-cluster, squared distance between
+    the rows of ``a`` and of ``b``, by the float64 expansion.
+
+    ``a`` and ``b`` are float64, ``a_sq`` and ``b_sq`` their :func:`sq_norms64`.
+    Returns ``(value, i, j)`` for the first such pair in row-major order (row ``i``
+    of ``a``, row ``j`` of ``b``); the value is ``-inf`` (``inf``) when no pair
+    qualifies. This is Dunn's float64 re-measurement, in memory and on Dask alike;
+    the winning pair is then measured by :func:`distance64`.
+    """
+    D2 = a_sq[:, None] - 2.0 * (a @ b.T) + b_sq[None, :]
+    same = a_codes[:, None] == b_codes[None, :]
+    if same_cluster:
+        D2[~same] = -np.inf
+        flat = int(np.argmax(D2))
+    else:
+        D2[same] = np.inf
+        flat = int(np.argmin(D2))
+    return D2.flat[flat], flat // D2.shape[1], flat % D2.shape[1]
+
+
+def distance64(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance of two float64 rows by direct differences: no cancellation at all."""
+    return float(np.sqrt(np.sum((a - b) ** 2)))
 
 
 @dataclass
@@ -195,6 +253,76 @@ class Workers:
         return list(self._pool.map(fn, items))
 
 
+def _cluster_edges(codes: np.ndarray, starting: np.ndarray, lo: int, hi: int) -> tuple[int, np.ndarray]:
+    """First cluster in the sorted rows lo:hi, and the offsets (relative to lo) where its clusters start and end."""
+    c0, c1 = int(codes[lo]), int(codes[hi - 1])
+    return c0, np.clip(starting[c0 : c1 + 2], lo, hi) - lo
+
+
+def _extremes_along_rows(D2: np.ndarray, starting: np.ndarray, r_first: int, r_edges: np.ndarray,
+                         j0: int, j1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a block: smallest squared distance to another cluster, largest to its own.
+
+    The block's columns are the sorted rows ``j0:j1``; ``starting`` gives where each
+    cluster starts among them, so that each cluster is a contiguous band.
+    """
+    lo = np.full(D2.shape[0], np.inf, dtype=np.float32)
+    hi = np.zeros(D2.shape[0], dtype=np.float32)
+    for r in range(len(r_edges) - 1):
+        rs, re = r_edges[r], r_edges[r + 1]
+        c = r_first + r
+        cs = min(max(starting[c], j0), j1) - j0
+        ce = min(max(starting[c + 1], j0), j1) - j0
+        band = D2[rs:re]
+        if ce > cs:
+            band[:, cs:ce].max(axis=1, out=hi[rs:re])
+        if cs > 0:
+            band[:, :cs].min(axis=1, out=lo[rs:re])
+        if ce < D2.shape[1]:
+            np.minimum(lo[rs:re], band[:, ce:].min(axis=1), out=lo[rs:re])
+    return lo, hi
+
+
+class _PairResults:
+    """The per-point results of :func:`pair_stats`, filled in by blocks that finish in any order.
+
+    Each row range has a lock, held only while a block's finished contributions
+    are added in. A row range's distance sums receive one partial sum from each
+    block it takes part in, added in a fixed order (by the other block's index): a
+    partial that arrives early waits until those before it are in.
+    """
+
+    def __init__(self, n: int, n_clusters: int, n_blocks: int, tile: int, *, sums: bool, extremes: bool):
+        self.tile = tile
+        self.S = np.zeros((n, n_clusters), dtype=np.float64) if sums else None
+        self.min_inter = np.full(n, np.inf, dtype=np.float32) if extremes else None
+        self.max_intra = np.zeros(n, dtype=np.float32) if extremes else None
+        self.locks = [threading.Lock() for _ in range(n_blocks)]
+        # Per row block: partial sums that arrived before their turn, keyed by the other
+        # block's index, and the index whose partial is to be added next.
+        self.waiting: list[dict] = [{} for _ in range(n_blocks)]
+        self.turn = [0] * n_blocks
+
+    def add(self, b: int, other: int, first_cluster: int, part, extremes) -> None:
+        """Block ``other``'s contributions to row block ``b``: partial sums for the clusters
+        from ``first_cluster`` on (or None), and (min_inter, max_intra) (or None)."""
+        with self.locks[b]:
+            lo = b * self.tile
+            if part is not None:
+                self.waiting[b][other] = (first_cluster, part)
+                while self.turn[b] in self.waiting[b]:
+                    c0, p = self.waiting[b].pop(self.turn[b])
+                    self.S[lo : lo + p.shape[0], c0 : c0 + p.shape[1]] += p
+                    self.turn[b] += 1
+            if extremes is not None:
+                hi = lo + len(extremes[0])
+                np.minimum(self.min_inter[lo:hi], extremes[0], out=self.min_inter[lo:hi])
+                np.maximum(self.max_intra[lo:hi], extremes[1], out=self.max_intra[lo:hi])
+
+    def all_sums_added(self) -> bool:
+        return all(t == len(self.turn) for t in self.turn)
+
+
 def pair_stats(
     X: np.ndarray,
     codes: np.ndarray,
@@ -218,16 +346,14 @@ def pair_stats(
 
     Blocks are shared out to ``workers`` threads (default: one per CPU), each
     running single-threaded BLAS, so that the element-wise passes run in
-    parallel as well as the products. Each row range of the results has a lock
-    held only while a block's finished contributions are added in.
+    parallel as well as the products.
 
-    Determinism. A row range's distance sums receive one partial sum from each
-    block it takes part in, and these are added in a fixed order (by the other
-    block's index) whatever order the threads finish in: a partial that arrives
-    early waits until those before it are in. The minima and maxima are exact in
-    any order. So the results are the same bits for any number of workers and any
-    schedule; they do depend on ``tile``, which decides how the float32 partial
-    sums are grouped (a change in the last bits, about 1e-7 relative).
+    Determinism. The partial distance sums are added in a fixed order whatever
+    order the threads finish in (see :class:`_PairResults`), and the minima and
+    maxima are exact in any order. So the results are the same bits for any
+    number of workers and any schedule; they do depend on ``tile``, which decides
+    how the float32 partial sums are grouped (a change in the last bits, about
+    1e-7 relative).
 
     ``progress`` is an optional callable that receives the number of pairs done.
 
@@ -240,94 +366,39 @@ def pair_stats(
     X_m2 = X * np.float32(-2.0)  # folds the -2 of the expansion into the product
     # Cluster c occupies rows starting[c]:starting[c + 1].
     starting = np.searchsorted(codes, np.arange(n_clusters + 1), side="left")
-    S = np.zeros((n, n_clusters), dtype=np.float64) if sums else None
-    min_inter = np.full(n, np.inf, dtype=np.float32) if extremes else None
-    max_intra = np.zeros(n, dtype=np.float32) if extremes else None
-
     blocks = list(range(0, n, tile))
     tasks = [(i0, j0) for a, i0 in enumerate(blocks) for j0 in blocks[a:]]
-    locks = [threading.Lock() for _ in blocks]
+    out = _PairResults(n, n_clusters, len(blocks), tile, sums=sums, extremes=extremes)
     progress_lock = threading.Lock()
-    # Per row block: partial sums that arrived before their turn, keyed by the other
-    # block's index, and the index whose partial is to be added next.
-    waiting: list[dict] = [{} for _ in blocks]
-    turn = [0] * len(blocks)
-
-    def add_in_order(b: int, other: int, first_cluster: int, part: np.ndarray) -> None:
-        """Add block ``other``'s partial sums for row block ``b`` in turn (call with locks[b] held)."""
-        waiting[b][other] = (first_cluster, part)
-        while turn[b] in waiting[b]:
-            c0, p = waiting[b].pop(turn[b])
-            lo = b * tile
-            S[lo : lo + p.shape[0], c0 : c0 + p.shape[1]] += p
-            turn[b] += 1
-
-    def edges(lo: int, hi: int) -> tuple[int, np.ndarray]:
-        """First cluster in rows lo:hi, and the offsets (relative to lo) where its clusters start and end."""
-        c0, c1 = int(codes[lo]), int(codes[hi - 1])
-        e = np.clip(starting[c0 : c1 + 2], lo, hi) - lo
-        return c0, e
-
-    def extremes_along_rows(D2, r_first, r_edges, j0, j1):
-        """Per row: smallest distance to another cluster, largest to its own (columns j0:j1)."""
-        lo = np.full(D2.shape[0], np.inf, dtype=np.float32)
-        hi = np.zeros(D2.shape[0], dtype=np.float32)
-        for r in range(len(r_edges) - 1):
-            rs, re = r_edges[r], r_edges[r + 1]
-            c = r_first + r
-            cs = min(max(starting[c], j0), j1) - j0
-            ce = min(max(starting[c + 1], j0), j1) - j0
-            band = D2[rs:re]
-            if ce > cs:
-                band[:, cs:ce].max(axis=1, out=hi[rs:re])
-            if cs > 0:
-                band[:, :cs].min(axis=1, out=lo[rs:re])
-            if ce < D2.shape[1]:
-                np.minimum(lo[rs:re], band[:, ce:].min(axis=1), out=lo[rs:re])
-        return lo, hi
 
     def visit(i0: int, j0: int) -> None:
         i1, j1 = min(i0 + tile, n), min(j0 + tile, n)
         diagonal = i0 == j0
-        D2 = X_m2[i0:i1] @ X[j0:j1].T
-        D2 += sq[i0:i1, None]
-        D2 += sq[None, j0:j1]
-        np.maximum(D2, 0.0, out=D2)
+        D2 = sq_distance_block(X_m2[i0:i1], sq[i0:i1], X[j0:j1], sq[j0:j1])
         if duplicates is not None:
             D2[duplicates[i0:i1, None] == duplicates[None, j0:j1]] = 0.0
         if diagonal:
             np.fill_diagonal(D2, 0.0)  # a point's distance to itself is exactly 0
-        r_first, r_edges = edges(i0, i1)
-        c_first, c_edges = edges(j0, j1)
-        rows = cols = None
+        r_first, r_edges = _cluster_edges(codes, starting, i0, i1)
+        c_first, c_edges = _cluster_edges(codes, starting, j0, j1)
+        rows = cols = row_sums = col_sums = None
         if extremes:
-            rows = extremes_along_rows(D2, r_first, r_edges, j0, j1)
+            rows = _extremes_along_rows(D2, starting, r_first, r_edges, j0, j1)
             if not diagonal:  # D2.T is D2 seen from the columns: the same reductions, along axis 0
-                cols = extremes_along_rows(D2.T, c_first, c_edges, i0, i1)
+                cols = _extremes_along_rows(D2.T, starting, c_first, c_edges, i0, i1)
         if sums:
             D = np.sqrt(D2, out=D2)
             # Per-cluster sums are sums over contiguous slices: one reduceat per axis.
             row_sums = np.add.reduceat(D, c_edges[:-1], axis=1)
-            col_sums = None if diagonal else np.add.reduceat(D, r_edges[:-1], axis=0)
-        with locks[i0 // tile]:
-            if sums:
-                add_in_order(i0 // tile, j0 // tile, c_first, row_sums)
-            if extremes:
-                np.minimum(min_inter[i0:i1], rows[0], out=min_inter[i0:i1])
-                np.maximum(max_intra[i0:i1], rows[1], out=max_intra[i0:i1])
+            col_sums = None if diagonal else np.add.reduceat(D, r_edges[:-1], axis=0).T
+        out.add(i0 // tile, j0 // tile, c_first, row_sums, rows)
         if not diagonal:
-            with locks[j0 // tile]:
-                if sums:
-                    add_in_order(j0 // tile, i0 // tile, r_first, col_sums.T)
-                if extremes:
-                    np.minimum(min_inter[j0:j1], cols[0], out=min_inter[j0:j1])
-                    np.maximum(max_intra[j0:j1], cols[1], out=max_intra[j0:j1])
+            out.add(j0 // tile, i0 // tile, r_first, col_sums, cols)
         if progress is not None:
             with progress_lock:
                 progress((i1 - i0) * (j1 - j0) if not diagonal else (i1 - i0) * (i1 - i0 + 1) // 2)
 
     with Workers(min(workers or cpu_count(), len(tasks))) as pool:
         pool.map(lambda task: visit(*task), tasks)
-    assert not sums or all(t == len(blocks) for t in turn), "a block's partial sums were not all added"
-
-    return PairStats(S, min_inter, max_intra)
+    assert not sums or out.all_sums_added(), "a block's partial sums were not all added"
+    return PairStats(out.S, out.min_inter, out.max_intra)

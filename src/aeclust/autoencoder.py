@@ -15,7 +15,9 @@ training (see :func:`assess_collapse`).
 Everything a run needs is in :class:`AutoencoderConfig`, and every file written
 carries that config, so a checkpoint rebuilds its own model. Reading order:
 config, model, data, checkpoints, :func:`train_autoencoder`, :func:`encode`,
-:func:`assess_collapse`.
+:func:`assess_collapse`. What this model shares with the contrastive one
+(device, threads, reproducibility, the model-file envelope, the batched
+encoding loop) lives in :mod:`aeclust._torch`.
 
 Training is deterministic on the CPU for a given seed: the weights come from
 ``torch.manual_seed(seed)`` and each epoch's shuffle from an explicit
@@ -25,24 +27,20 @@ from epoch k ends with exactly the weights of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import platform
-import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import _fault
-from ._io import atomic_open, write_json
+from . import _fault, _torch
+from ._io import write_json
+from ._torch import COLORS, DictConfig, TrainResult, reproducible, resolve_device, rng_states, set_rng_states, threads
 from .errors import AeclustError, InvalidInputError
-from .preprocess import to_grayscale
 
 # -----------------------------------------------------------------------------
 # config
@@ -58,7 +56,6 @@ ACTIVATIONS = {
     "selu": nn.SELU,
 }
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adadelta")
-COLORS = {"gray": 1, "rgb": 3}
 #: How the weights start: "keras" (Glorot-uniform kernels, zero biases: Keras' defaults
 #: for Conv2D) or "torch" (PyTorch's defaults for nn.Conv2d).
 INITS = ("keras", "torch")
@@ -74,7 +71,9 @@ _VERSION_1_CONFIG = {"init": "torch"}
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(DictConfig):
+    kind: ClassVar[str] = "autoencoder"
+
     color: str = "gray"  # "gray" (1 channel, BT.601 luma) or "rgb" (3 channels)
     channels: tuple[int, int] = (3, 3)  # filters of the two encoder convs; the code has channels[1]
     kernel_size: int = 3
@@ -121,19 +120,6 @@ class AutoencoderConfig:
     def code_shape(self) -> tuple[int, int, int]:
         """Shape of one image's code for 32x32 input."""
         return (self.channels[1], 8, 8)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AutoencoderConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AeclustError(f"unknown autoencoder config fields: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def _config_diff(a: AutoencoderConfig, b: AutoencoderConfig, names) -> list[str]:
@@ -194,45 +180,10 @@ def images_to_tensor(images: np.ndarray, color: str = "gray") -> torch.Tensor:
     """uint8 images (n, H, W, 3), or (n, H, W) gray, -> float32 tensor (n, C, H, W) in [0, 1].
 
     ``color="gray"`` converts RGB to BT.601 luma (:func:`aeclust.preprocess.to_grayscale`);
-    ``"rgb"`` keeps the three channels. H and W must be multiples of 4.
+    ``"rgb"`` keeps the three channels. H and W must be multiples of 4: the
+    encoder halves them twice and the decoder doubles them back.
     """
-    if color not in COLORS:
-        raise InvalidInputError(f"unknown color {color!r}; choose one of {', '.join(COLORS)}")
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 3:
-        if color == "gray":
-            # In chunks: the same numbers, without to_grayscale's float64 copy of the whole set.
-            x = np.concatenate([to_grayscale(images[i : i + 2048]) for i in range(0, max(len(images), 1), 2048)])
-            x = x[:, None]
-        else:
-            x = images.transpose(0, 3, 1, 2)
-    elif images.ndim == 3 and color == "gray":
-        x = images[:, None]
-    else:
-        want = "(n, h, w, 3) or (n, h, w)" if color == "gray" else "(n, h, w, 3)"
-        raise InvalidInputError(f"color={color!r} needs images of shape {want}, got {images.shape}")
-    if x.shape[2] % 4 or x.shape[3] % 4:
-        raise InvalidInputError(f"image height and width must be multiples of 4, got {x.shape[2:]}")
-    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return x.div_(255.0)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> cuda if available else cpu; "cuda" without a GPU is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise AeclustError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AeclustError(
-            f"device {str(device)!r} asked for, but this PyTorch build "
-            f"({torch.__version__}) sees no CUDA GPU; use device='cpu' or 'auto'"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise AeclustError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'")
-    return dev
+    return _torch.images_to_tensor(images, color, multiple=4)
 
 
 # -----------------------------------------------------------------------------
@@ -245,48 +196,12 @@ class Checkpoint(NamedTuple):
     state: dict[str, Any]  # everything else in the file: epoch, history, optimizer, rng, ...
 
 
-def _rng_states(shuffle: torch.Generator) -> dict[str, Any]:
-    # Plain types and tensors only, so the file loads with torch.load(weights_only=True).
-    np_state = np.random.get_state()
-    states = {
-        "shuffle": shuffle.get_state(),
-        "torch": torch.get_rng_state(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(_py, np_state[2:])),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _set_rng_states(states: dict[str, Any], shuffle: torch.Generator) -> None:
-    # A checkpoint loaded with map_location="cuda" brings every tensor to the GPU; the
-    # generators want their states as CPU byte tensors.
-    shuffle.set_state(states["shuffle"].cpu())
-    torch.set_rng_state(states["torch"].cpu())
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), *rest))
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+_FILE = _torch.ModelFile(CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "autoencoder checkpoint", {1: _VERSION_1_CONFIG})
 
 
 def save_checkpoint(path: str | os.PathLike, model: ConvAutoencoder, **extra: Any) -> None:
     """Write the model's weights and config, plus ``extra`` entries, to ``path`` atomically."""
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "config": model.config.to_dict(),
-        "model": model.state_dict(),
-        "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version()},
-        **extra,
-    }
-    with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+    _FILE.save(path, model, **extra)
 
 
 def load_checkpoint(
@@ -301,85 +216,19 @@ def load_checkpoint(
     given, its architecture must match the file's, or an :class:`AeclustError`
     names the fields that differ.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AeclustError(f"no autoencoder checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=resolve_device(device), weights_only=True)
-    except AeclustError:
-        raise
-    except Exception as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise AeclustError(f"cannot read autoencoder checkpoint {path}: {reason}") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise AeclustError(f"{path} is not an aeclust autoencoder checkpoint")
-    version, saved_config = state.get("version"), state.get("config")
-    if version not in (1, CHECKPOINT_VERSION):
-        raise AeclustError(f"{path} has checkpoint version {version}; this aeclust reads versions 1 "
-                           f"and {CHECKPOINT_VERSION}")
-    if not isinstance(saved_config, dict):
-        raise AeclustError(f"{path} holds no autoencoder config")
-    if version == 1:
-        saved_config = {**_VERSION_1_CONFIG, **saved_config}
-    saved = AutoencoderConfig.from_dict(saved_config)
+    state = _FILE.read(path, device=device)
+    saved = AutoencoderConfig.from_dict(state["config"])
     if config is not None:
         diff = _config_diff(saved, config, ARCH_FIELDS)
         if diff:
             raise AeclustError(f"checkpoint {path} holds a different architecture ({'; '.join(diff)})")
-    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's generator alone
-        model = ConvAutoencoder(saved)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise AeclustError(
-            f"the weights in {path} do not fit the architecture its config describes ({first[-1].strip()})"
-        ) from None
-    model.to(resolve_device(device))
+    model = _FILE.rebuild(ConvAutoencoder, saved, state["model"], path, device=device)
     rest = {k: v for k, v in state.items() if k not in ("config", "model")}
     return Checkpoint(model, saved, rest)
 
 
 # -----------------------------------------------------------------------------
 # training
-
-
-@contextlib.contextmanager
-def _threads(num_threads: int | None):
-    """torch's intra-op thread count for the duration (None: leave it); the caller's after."""
-    if num_threads is not None and num_threads < 1:
-        raise InvalidInputError(f"num_threads must be >= 1 or None, got {num_threads}")
-    saved = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-@contextlib.contextmanager
-def _reproducible(num_threads: int | None):
-    """Deterministic kernels and a fixed thread count for the duration; the caller's settings after."""
-    saved = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.benchmark,
-    )
-    # warn_only: an op without a deterministic kernel on some device warns instead of failing the run.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    try:
-        with _threads(num_threads):
-            yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.backends.cudnn.benchmark = saved[2]
-
-
-class TrainResult(NamedTuple):
-    model: ConvAutoencoder
-    history: list[dict[str, Any]]  # one row per epoch: epoch, train_loss, test_loss, seconds
 
 
 def _make_optimizer(config: AutoencoderConfig, params) -> torch.optim.Optimizer:
@@ -420,8 +269,9 @@ def train_autoencoder(
 ) -> TrainResult:
     """Train a :class:`ConvAutoencoder` on uint8 images; write history and checkpoints to ``out_dir``.
 
-    Files in ``out_dir``: ``history.json`` (one row per finished epoch),
-    ``checkpoint.pt`` (after every epoch: everything needed to resume) and
+    Files in ``out_dir``: ``history.json`` (one row per finished epoch:
+    ``epoch``, ``train_loss``, ``test_loss`` (None without test images),
+    ``seconds``; also the result's history), ``checkpoint.pt`` (after every epoch: everything needed to resume) and
     ``model.pt`` (the final weights and config). All are written atomically.
 
     With ``resume=True`` and a ``checkpoint.pt`` in ``out_dir``, training goes on
@@ -457,55 +307,35 @@ def train_autoencoder(
     optimizer = _make_optimizer(config, model.parameters())
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
-        saved = load_checkpoint(ckpt_path, device=dev)
-        diff = _config_diff(saved.config, config, [f.name for f in fields(config) if f.name != "epochs"])
-        if diff:
-            raise AeclustError(f"cannot resume from {ckpt_path}: its config differs ({'; '.join(diff)})")
-        model.load_state_dict(saved.model.state_dict())
-        optimizer.load_state_dict(saved.state["optimizer"])
-        _set_rng_states(saved.state["rng"], shuffle)
-        start_epoch, history = saved.state["epoch"], list(saved.state["history"])
-        if start_epoch > config.epochs:
-            raise AeclustError(
-                f"cannot resume from {ckpt_path}: it has {start_epoch} epochs, more than epochs={config.epochs}"
-            )
+        start_epoch, history = _resume(ckpt_path, config, model, optimizer, shuffle)
 
     if start_epoch < config.epochs:  # a model.pt left from an earlier run must not pass for this one's result
         (out_dir / "model.pt").unlink(missing_ok=True)
-    n, bs = len(x_train), config.batch_size
-    n_batches = (n + bs - 1) // bs
-    with _reproducible(num_threads):
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        xb = x_train[idx].to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        loss = nn.functional.mse_loss(model(xb), xb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _fault.point("train-step")
+        return loss.detach() * len(idx)  # batch losses weighted by batch size, as Keras reports them
+
+    n = len(x_train)
+    with reproducible(num_threads):
         model.train()
         for epoch in range(start_epoch + 1, config.epochs + 1):
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=shuffle).to(dev)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            bar = tqdm(
-                range(n_batches), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                disable=not progress, leave=True, dynamic_ncols=True,
-            )  # fmt: skip
-            for step in bar:
-                idx = perm[step * bs : (step + 1) * bs]
-                xb = x_train[idx].to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                loss = nn.functional.mse_loss(model(xb), xb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(idx)
-                _fault.point("train-step")
-                if progress and (step % 50 == 0 or step == n_batches - 1):
-                    # .item() would stall a GPU every step; every 50th is enough for the display.
-                    bar.set_postfix(loss=f"{loss_sum.item() / min((step + 1) * bs, n):.5f}", refresh=False)
-            bar.close()
-            train_loss = loss_sum.item() / n  # batch losses weighted by batch size, as Keras reports it
+            loss_sum = _torch.run_epoch(step, n, config.batch_size, shuffle, dev, desc=f"epoch {epoch}/{config.epochs}",
+                                        progress=progress, every=50, per_image=True)
             test_loss = evaluate(model, x_test) if x_test is not None else None
             history.append(
-                {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss,
+                {"epoch": epoch, "train_loss": loss_sum / n, "test_loss": test_loss,
                  "seconds": round(time.perf_counter() - t0, 3)}
             )  # fmt: skip
             save_checkpoint(
                 ckpt_path, model, epoch=epoch, history=history,
-                optimizer=optimizer.state_dict(), rng=_rng_states(shuffle),
+                optimizer=optimizer.state_dict(), rng=rng_states(shuffle),
             )  # fmt: skip
             write_json(out_dir / "history.json", history)
             _fault.point(f"epoch-{epoch}")
@@ -517,36 +347,42 @@ def train_autoencoder(
     return TrainResult(model, history)
 
 
+def _resume(
+    ckpt_path: Path, config: AutoencoderConfig, model: ConvAutoencoder, optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the weights, optimizer and generators of ``ckpt_path`` into the run's; its epoch and history."""
+    saved = load_checkpoint(ckpt_path, device=next(model.parameters()).device)
+    diff = _config_diff(saved.config, config, [f.name for f in fields(config) if f.name != "epochs"])
+    if diff:
+        raise AeclustError(f"cannot resume from {ckpt_path}: its config differs ({'; '.join(diff)})")
+    model.load_state_dict(saved.model.state_dict())
+    optimizer.load_state_dict(saved.state["optimizer"])
+    set_rng_states(saved.state["rng"], shuffle)
+    start_epoch = saved.state["epoch"]
+    if start_epoch > config.epochs:
+        raise AeclustError(
+            f"cannot resume from {ckpt_path}: it has {start_epoch} epochs, more than epochs={config.epochs}"
+        )
+    return start_epoch, list(saved.state["history"])
+
+
 # -----------------------------------------------------------------------------
 # codes
 
 
-@torch.no_grad()
-def encode(
-    model: ConvAutoencoder,
-    images: np.ndarray,
-    *,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    num_threads: int | None = 1,
-) -> np.ndarray:
+def encode(model: ConvAutoencoder, images: np.ndarray, *, batch_size: int = 256,
+           device: str | torch.device = "cpu", num_threads: int | None = 1) -> np.ndarray:
     """uint8 images -> codes as a float32 matrix (n, 192), each code flattened in (C, H, W) order.
 
     Images are converted with the model's own ``config.color``. The model is
     moved to ``device``. Batches of 256 fit the CPU's caches better than larger
     ones; ``num_threads`` works as in :func:`train_autoencoder`.
     """
-    dev = resolve_device(device)
-    model = model.to(dev)
-    was_training = model.training
-    model.eval()
     x = images_to_tensor(images, model.config.color)
-    with _threads(num_threads):
-        out = [model.encode(x[i : i + batch_size].to(dev)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    if not out:
-        return np.zeros((0, int(np.prod(model.config.code_shape))), dtype=np.float32)
-    return torch.cat(out).numpy()
+    width = int(np.prod(model.config.code_shape))
+    return _torch.encode_batches(model, x, lambda xb: model.encode(xb).flatten(1), width,
+                                 batch_size=batch_size, device=device, num_threads=num_threads)
 
 
 # -----------------------------------------------------------------------------
@@ -642,7 +478,7 @@ def assess_collapse(
     """
     codes = encode(model, images, batch_size=batch_size, device=device, num_threads=num_threads)
     x = images_to_tensor(images, model.config.color)
-    with _threads(num_threads):
+    with threads(num_threads):
         mse = evaluate(model, x, batch_size=batch_size)
     # The mean image's MSE is the per-pixel variance, averaged: two passes in float64, in chunks,
     # so a large image set is never copied whole.

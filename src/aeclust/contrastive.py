@@ -16,28 +16,29 @@ random grayscale are tensor operations on the whole batch. At encoding time
 the full image is downsampled to the same resolution.
 
 Reading order: config, model, augmentation, checkpoints, :func:`train_contrastive`,
-:func:`encode`.
+:func:`encode`. What this model shares with the autoencoder (device, threads,
+reproducibility, the model-file envelope, the training and encoding loops)
+lives in :mod:`aeclust._torch`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import platform
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._io import atomic_open, write_json
-from .autoencoder import _reproducible, _threads, resolve_device
-from .errors import AeclustError, InvalidInputError
+from . import _torch
+from ._io import write_json
+from ._torch import DictConfig, TrainResult, images_to_tensor, reproducible, resolve_device
+from .errors import InvalidInputError
 
 CHECKPOINT_FORMAT = "aeclust.contrastive"
 CHECKPOINT_VERSION = 2
@@ -50,7 +51,9 @@ OUTPUTS = ("encoder", "projection", "clusters")
 
 
 @dataclass(frozen=True)
-class ContrastiveConfig:
+class ContrastiveConfig(DictConfig):
+    kind: ClassVar[str] = "contrastive"
+
     widths: tuple[int, ...] = (32, 64, 128, 256)  # conv widths; a 2x2 max-pool between stages
     proj_dim: int = 64  # output of the projection head (the loss sees this; k-means does not)
     resolution: int = 16  # side of the views and of the images at encoding time
@@ -91,10 +94,9 @@ class ContrastiveConfig:
         if self.output not in OUTPUTS or (self.output == "clusters" and not self.n_clusters):
             problems.append(f"output must be one of {', '.join(OUTPUTS)} (clusters needs n_clusters), got {self.output!r}")
         if self.epochs < 0 or self.batch_size < 2 or not self.lr > 0 or not self.temperature > 0:
-            problems.append(
-                "epochs must be >= 0, batch_size >= 2, lr > 0 and temperature > 0, got "
-                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, temperature={self.temperature}"
-            )
+            problems.append("epochs must be >= 0, batch_size >= 2, lr > 0 and temperature > 0, got "
+                            f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
+                            f"temperature={self.temperature}")
         if problems:
             raise InvalidInputError("invalid ContrastiveConfig: " + "; ".join(problems))
 
@@ -102,18 +104,6 @@ class ContrastiveConfig:
     def feature_dim(self) -> int:
         """Columns of :func:`encode`'s output."""
         return {"encoder": self.widths[-1], "projection": self.proj_dim, "clusters": self.n_clusters}[self.output]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["widths"], d["crop_scale"] = list(self.widths), list(self.crop_scale)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ContrastiveConfig:
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise AeclustError(f"unknown contrastive config fields: {', '.join(unknown)}")
-        return cls(**d)
 
 
 # -----------------------------------------------------------------------------
@@ -155,14 +145,6 @@ class ContrastiveNet(nn.Module):
 # Per-channel mean and sd of the CIFAR-10 training images, on the [0, 1] scale.
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
 STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
-
-
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 RGB images (n, H, W, 3) -> float32 (n, 3, H, W) in [0, 1]."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise InvalidInputError(f"contrastive features need RGB images of shape (n, h, w, 3), got {images.shape}")
-    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)).div_(255.0)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -247,51 +229,23 @@ def cluster_loss(logits1: torch.Tensor, logits2: torch.Tensor, temperature: floa
 # checkpoints
 
 
+_FILE = _torch.ModelFile(CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "contrastive model", {1: _VERSION_1_CONFIG})
+
+
 def save_model(path: str | os.PathLike, model: ContrastiveNet, **extra: Any) -> None:
     """Weights and config (and ``extra`` entries) to ``path``, atomically."""
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "config": model.config.to_dict(),
-        "model": model.state_dict(),
-        "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version()},
-        **extra,
-    }
-    with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+    _FILE.save(path, model, **extra)
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ContrastiveNet:
     """The model in a file written by :func:`save_model`, rebuilt from its config, in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise AeclustError(f"no contrastive model at {path}")
-    try:
-        state = torch.load(path, map_location=resolve_device(device), weights_only=True)
-    except Exception as e:
-        raise AeclustError(f"cannot read contrastive model {path}: {e}") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise AeclustError(f"{path} is not an aeclust contrastive model")
-    version, config = state.get("version"), state.get("config")
-    if version not in (1, CHECKPOINT_VERSION):
-        raise AeclustError(f"{path} has version {version}; this aeclust reads versions 1 and {CHECKPOINT_VERSION}")
-    if version == 1:
-        config = {**_VERSION_1_CONFIG, **config}
-    model = ContrastiveNet(ContrastiveConfig.from_dict(config))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise AeclustError(f"the weights in {path} do not fit its config: {e}") from e
-    return model.to(resolve_device(device)).eval()
+    state = _FILE.read(path, device=device)
+    config = ContrastiveConfig.from_dict(state["config"])
+    return _FILE.rebuild(ContrastiveNet, config, state["model"], path, device=device).eval()
 
 
 # -----------------------------------------------------------------------------
 # training
-
-
-class TrainResult(NamedTuple):
-    model: ContrastiveNet
-    history: list[dict[str, Any]]  # one row per epoch: epoch, loss, lr, seconds
 
 
 def train_contrastive(
@@ -307,14 +261,16 @@ def train_contrastive(
 
     The weights come from ``torch.manual_seed(config.seed)``; shuffling and
     augmentation draw from explicit generators seeded from it too, so a run on
-    the CPU with the same thread count repeats exactly.
+    the CPU with the same thread count repeats exactly. The history has one
+    row per epoch: ``epoch``, ``loss`` (the mean over the epoch's batches),
+    ``lr`` (at the epoch's end) and ``seconds``.
     """
     dev = resolve_device(device)
     x = images_to_tensor(train_images)
-    n, bs = len(x), config.batch_size
+    n = len(x)
     if n < 2:
         raise InvalidInputError("train_images needs at least 2 images")
-    bs = min(bs, n)
+    bs = min(config.batch_size, n)
     n_batches = n // bs  # drop the last partial batch: BatchNorm and the loss want full batches
     x = x.to(dev)
     with torch.random.fork_rng(devices=[]):
@@ -329,32 +285,29 @@ def train_contrastive(
     )
     shuffle = torch.Generator().manual_seed(config.seed)
     aug_gen = torch.Generator(device=dev).manual_seed(config.seed + 1)
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        xb = x[idx]
+        v1 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
+        v2 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
+        (z1, c1), (z2, c2) = model(v1), model(v2)
+        loss = nt_xent(z1, z2, config.temperature)
+        if c1 is not None:
+            loss = loss + cluster_loss(c1, c2, config.cluster_temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss.detach()
+
     history: list[dict[str, Any]] = []
-    with _reproducible(num_threads):
+    with reproducible(num_threads):
         model.train()
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=shuffle).to(dev)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                       disable=not progress, dynamic_ncols=True)  # fmt: skip
-            for step in bar:
-                xb = x[perm[step * bs : (step + 1) * bs]]
-                v1 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
-                v2 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
-                (z1, c1), (z2, c2) = model(v1), model(v2)
-                loss = nt_xent(z1, z2, config.temperature)
-                if c1 is not None:
-                    loss = loss + cluster_loss(c1, c2, config.cluster_temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach()
-                if progress and (step % 20 == 0 or step == n_batches - 1):
-                    bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
-            bar.close()
-            history.append({"epoch": epoch, "loss": loss_sum.item() / n_batches,
+            loss_sum = _torch.run_epoch(step, n, bs, shuffle, dev, desc=f"epoch {epoch}/{config.epochs}",
+                                        progress=progress, every=20, per_image=False, drop_last=True)
+            history.append({"epoch": epoch, "loss": loss_sum / n_batches,
                             "lr": sched.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3)})
             if out_dir is not None:
                 write_json(Path(out_dir) / "history.json", history)
@@ -368,16 +321,8 @@ def train_contrastive(
 # features
 
 
-@torch.no_grad()
-def encode(
-    model: ContrastiveNet,
-    images: np.ndarray,
-    *,
-    batch_size: int = 500,
-    device: str | torch.device = "cpu",
-    num_threads: int | None = 1,
-    output: str | None = None,
-) -> np.ndarray:
+def encode(model: ContrastiveNet, images: np.ndarray, *, batch_size: int = 500, device: str | torch.device = "cpu",
+           num_threads: int | None = 1, output: str | None = None) -> np.ndarray:
     """uint8 RGB images -> float32 features (n, d).
 
     ``output`` (default: ``config.output``) picks the layer: ``"encoder"``, the
@@ -386,21 +331,17 @@ def encode(
     cluster head's probabilities (n, n_clusters). With ``config.mirror`` each
     image's features are the mean of its own and its mirror image's.
     """
-    dev = resolve_device(device)
-    model = model.to(dev).eval()
     # The config with this output: its validation refuses an unknown output, or "clusters" without a head.
     config = model.config if output is None else replace(model.config, output=output)
-    output = config.output
-    layer = {"encoder": nn.Identity(), "projection": model.head, "clusters": model.cluster_head}[output]
+    layer = {"encoder": nn.Identity(), "projection": model.head, "clusters": model.cluster_head}[config.output]
+
+    def features(xb: torch.Tensor) -> torch.Tensor:
+        v = _resize_for_encoding(xb, config.resolution)
+        views = (v, v.flip(3)) if config.mirror else (v,)
+        if config.output == "clusters":
+            return sum(layer(model.encoder(u)).softmax(1) for u in views) / len(views)
+        return F.normalize(sum(layer(model.encoder(u)) for u in views), dim=1)
+
     x = images_to_tensor(images)
-    out = []
-    with _threads(num_threads):
-        for i in range(0, len(x), batch_size):
-            v = _resize_for_encoding(x[i : i + batch_size].to(dev), config.resolution)
-            views = (v, v.flip(3)) if config.mirror else (v,)
-            if output == "clusters":
-                h = sum(layer(model.encoder(u)).softmax(1) for u in views) / len(views)
-            else:
-                h = F.normalize(sum(layer(model.encoder(u)) for u in views), dim=1)
-            out.append(h.cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, config.feature_dim), dtype=np.float32)
+    return _torch.encode_batches(model, x, features, config.feature_dim,
+                                 batch_size=batch_size, device=device, num_threads=num_threads)

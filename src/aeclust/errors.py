@@ -1,4 +1,4 @@
-"""Exceptions that carry a message meant for the person running aeclust.
+"""Exceptions and warnings that carry a message meant for the person running aeclust.
 
 The CLI prints an :class:`AeclustError` as one line on stderr and exits with
 code 2; anything else is a bug and keeps its traceback.
@@ -25,3 +25,7 @@ class UnsafeArchiveError(AeclustError):
 
 class InvalidInputError(AeclustError, ValueError):
     """Arrays or arguments that aeclust cannot work with."""
+
+
+class ConvergenceWarning(UserWarning):
+    """K-means stopped at ``max_iter`` before the assignments stopped changing."""

@@ -13,8 +13,8 @@ clusters take the next-farthest points. ``n_empty_clusters_`` counts these event
 
 from __future__ import annotations
 
-import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -22,15 +22,11 @@ import numpy as np
 from . import _lloyd
 from ._pairwise import blas_single_threaded, row_sq_norms, sq_distances_to
 from ._validation import check_array
-from .errors import InvalidInputError
+from .errors import ConvergenceWarning, InvalidInputError
 
 __all__ = ["KMeans", "ConvergenceWarning"]
 
-INITS = ("random", "k-means++")
-
-
-class ConvergenceWarning(UserWarning):
-    """K-means stopped at ``max_iter`` before the assignments stopped changing."""
+INITS = _lloyd.Rows.inits
 
 
 class KMeans:
@@ -97,8 +93,9 @@ class KMeans:
         self.verbose = verbose
 
     # -- validation -------------------------------------------------------------------
-    def _check_params(self, X: np.ndarray) -> np.ndarray | None:
-        n, d = X.shape
+    def _check_params(self, shape: tuple[int, int], inits: tuple[str, ...]) -> np.ndarray | None:
+        """Check the parameters against data of ``shape``; return the given centres, if any."""
+        n, d = shape
         k = self.n_clusters
         if not isinstance(k, numbers.Integral) or isinstance(k, bool):
             raise InvalidInputError(f"n_clusters must be an integer, got {k!r}")
@@ -111,8 +108,8 @@ class KMeans:
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
         if isinstance(self.init, str):
-            if self.init not in INITS:
-                raise InvalidInputError(f"init must be one of {INITS} or an array, got {self.init!r}")
+            if self.init not in inits:
+                raise InvalidInputError(f"init must be one of {inits} or an array, got {self.init!r}")
             return None
         centers = check_array(self.init, name="init")
         if centers.shape != (k, d):
@@ -131,40 +128,39 @@ class KMeans:
         ----------
         X : array-like of shape (n_samples, n_features)
             Converted to float32; NaN and infinite values are rejected. A dask
-            array is clustered on the active Dask scheduler by
-            :func:`aeclust.distributed.fit_kmeans`; ``labels_`` is then a dask array.
+            array is clustered on the active Dask scheduler, in row chunks
+            (:class:`aeclust.distributed.DaskRows`; :func:`aeclust.distributed.fit_kmeans`
+            sets the chunking); ``labels_`` is then a dask array, and
+            ``init="k-means++"`` (or ``"k-means||"``) means k-means||.
         y : ignored
 
         Returns
         -------
         self
         """
-        from .distributed import is_dask_array
-
-        if is_dask_array(X):
-            from .distributed import fit_kmeans
-
-            return fit_kmeans(self, X)
-        X = check_array(X)
-        given = self._check_params(X)
+        data = _rows(X)
+        given = self._check_params(data.shape, data.inits)
+        data.check_values()
         rng = np.random.default_rng(self.random_state)
         best = None
         for run in range(self.n_init):
             if given is not None:
                 centers0 = given.copy()
             elif self.init == "random":
-                centers0 = _init_random(X, self.n_clusters, rng)
+                # k distinct rows, uniformly: the same draw in memory and on Dask.
+                centers0 = data.take(rng.choice(data.shape[0], size=self.n_clusters, replace=False))
             else:
-                centers0 = _init_kmeans_plus_plus(X, self.n_clusters, rng)
-            labels, centers, n_iter, converged, n_empty = _lloyd.lloyd(X, centers0, self.max_iter)
-            inertia = _lloyd.inertia(X, labels, centers)
+                centers0 = data.kmeans_plus_plus(self.n_clusters, rng)
+            result = data.lloyd(centers0, self.max_iter)
             if self.verbose:
-                print(f"k-means run {run + 1}/{self.n_init}: {n_iter} iterations, inertia {inertia:.6g}")
-            if best is None or inertia < best[0]:
-                best = (inertia, labels, centers, n_iter, converged, n_empty, centers0)
-        (self.inertia_, self.labels_, self.cluster_centers_, self.n_iter_,
-         self.converged_, self.n_empty_clusters_, self.init_centers_) = best
-        self.n_features_in_ = X.shape[1]
+                print(f"k-means run {run + 1}/{self.n_init}: {result.n_iter} iterations, "
+                      f"inertia {result.inertia:.6g}")
+            if best is None or result.inertia < best[0].inertia:
+                best = (result, centers0)
+        result, self.init_centers_ = best
+        self.inertia_, self.labels_, self.cluster_centers_ = result.inertia, result.labels, result.centers
+        self.n_iter_, self.converged_, self.n_empty_clusters_ = result.n_iter, result.converged, result.n_empty
+        self.n_features_in_ = data.shape[1]
         if not self.converged_:
             warnings.warn(
                 f"k-means stopped at max_iter={self.max_iter} with assignments still changing; "
@@ -195,31 +191,46 @@ class KMeans:
                 f"max_iter={self.max_iter}, random_state={self.random_state!r})")
 
 
-def _init_random(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k distinct rows of X, chosen uniformly at random."""
-    idx = rng.choice(X.shape[0], size=k, replace=False)
-    return X[idx].copy()
+def _rows(X) -> _lloyd.Rows:
+    """``X`` as the estimator reads it: as given if already a :class:`aeclust._lloyd.Rows`,
+    row chunks on Dask for a dask array, else a checked float32 numpy array."""
+    if isinstance(X, _lloyd.Rows):
+        return X
+    dask_array = sys.modules.get("dask.array")  # loaded only if X can be a dask array
+    if dask_array is not None and isinstance(X, dask_array.Array):
+        from .distributed import DaskRows
+
+        return DaskRows(X)
+    return _ArrayRows(check_array(X))
+
+
+class _ArrayRows(_lloyd.Rows):
+    """A checked float32 numpy array, clustered in this process."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+        self.shape = X.shape
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self.X[rows].copy()
+
+    def kmeans_plus_plus(self, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+        return _init_kmeans_plus_plus(self.X, n_clusters, rng)
+
+    def lloyd(self, centers: np.ndarray, max_iter: int) -> _lloyd.Run:
+        labels, centers, n_iter, converged, n_empty = _lloyd.lloyd(self.X, centers, max_iter)
+        return _lloyd.Run(labels, centers, n_iter, converged, n_empty, _lloyd.inertia(self.X, labels, centers))
 
 
 @blas_single_threaded  # the same bits for any number of CPUs (see _pairwise)
 def _init_kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++: each new centre is the best of 2 + log(k) D^2-sampled candidates."""
-    n = X.shape[0]
-    n_trials = 2 + int(math.log(k))
     x_sq = row_sq_norms(X)
-    centers = np.empty((k, X.shape[1]), dtype=X.dtype)
-    centers[0] = X[rng.integers(n)]
-    closest = np.maximum(sq_distances_to(X, centers[:1], row_sq_norms(centers[:1]))[:, 0] + x_sq, 0).astype(np.float64)
-    for c in range(1, k):
-        total = closest.sum()
-        if total <= 0:  # fewer distinct points than clusters: any point will do
-            candidates = rng.integers(n, size=n_trials)
-        else:
-            candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * total)
-            candidates = np.minimum(candidates, n - 1)
-        d = np.maximum(sq_distances_to(X, X[candidates], x_sq[candidates]) + x_sq[:, None], 0)
-        trial = np.minimum(closest[:, None], d)
-        pick = int(np.argmin(trial.sum(axis=0)))
-        centers[c] = X[candidates[pick]]
-        closest = trial[:, pick].astype(np.float64)
-    return centers
+    first = int(rng.integers(X.shape[0]))
+    closest = np.maximum(sq_distances_to(X, X[first : first + 1], row_sq_norms(X[first : first + 1]))[:, 0]
+                         + x_sq, 0).astype(np.float64)
+
+    def sq_distances(rows):
+        return np.maximum(sq_distances_to(X, X[rows], x_sq[rows]) + x_sq[:, None], 0)
+
+    return X[[first] + _lloyd.greedy_seeding(closest, sq_distances, k, rng)]

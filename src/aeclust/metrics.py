@@ -28,11 +28,19 @@ from . import _pairwise
 from ._validation import check_array, check_labels
 from .errors import InvalidInputError
 
-__all__ = ["silhouette_score", "silhouette_samples", "dunn_index", "cluster_quality", "ClusterQuality"]
+__all__ = ["silhouette_score", "silhouette_samples", "dunn_index", "cluster_quality", "ClusterQuality",
+           "SilhouetteEstimate"]
+
+
+class _Record:
+    """A frozen record of results; :meth:`to_dict` gives its fields, in order, ready for JSON."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
-class ClusterQuality:
+class ClusterQuality(_Record):
     """Silhouette and Dunn's index of one clustering, with the parts Dunn is made of."""
 
     silhouette: float
@@ -42,8 +50,32 @@ class ClusterQuality:
     n_samples: int
     n_clusters: int
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @classmethod
+    def from_parts(cls, silhouette: float, d_min: float, d_max: float, n_samples: int,
+                   n_clusters: int) -> "ClusterQuality":
+        """The record, with Dunn's index computed from its parts (:func:`dunn_from_parts`)."""
+        return cls(silhouette, dunn_from_parts(d_min, d_max), d_min, d_max, n_samples, n_clusters)
+
+
+@dataclass(frozen=True)
+class SilhouetteEstimate(_Record):
+    """An estimate of the mean silhouette from a random sample of points (not the exact value).
+
+    ``estimate`` is the mean of the exact silhouettes of ``n_sampled`` points
+    drawn without replacement; ``[low, high]`` is the normal-approximation
+    confidence interval for the mean over all ``n_samples`` points at level
+    ``confidence`` (with the finite-population correction; it has zero width when
+    every point is sampled). :func:`aeclust.distributed.sampled_silhouette` gives one.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    std_error: float
+    confidence: float
+    n_sampled: int
+    n_samples: int
+    n_clusters: int
 
 
 class _Sorted:
@@ -53,21 +85,11 @@ class _Sorted:
         X = check_array(X, min_samples=2, dtype=None)
         labels = check_labels(labels, X.shape[0])
         uniques, codes = np.unique(labels, return_inverse=True)
-        k = len(uniques)
-        n = X.shape[0]
-        if k < min_clusters:
-            raise InvalidInputError(
-                f"labels name {k} cluster(s); these metrics need at least {min_clusters}"
-            )
-        if max_clusters_rel is not None and k > n + max_clusters_rel:
-            raise InvalidInputError(
-                f"labels name {k} clusters for {n} samples; the silhouette needs "
-                f"between 2 and n_samples - 1 clusters"
-            )
+        self.k = check_cluster_count(len(uniques), X.shape[0], min_clusters=min_clusters,
+                                     max_clusters_rel=max_clusters_rel)
         self.order = np.argsort(codes, kind="stable")
         self.codes = codes[self.order].astype(np.intp)
-        self.counts = np.bincount(self.codes, minlength=k)
-        self.k = k
+        self.counts = np.bincount(self.codes, minlength=self.k)
         self.X = X[self.order]  # the input precision, for the exact re-measurement
         # Centring costs nothing in distance and shrinks the norms, and with them
         # the cancellation error of |x|^2 - 2 x.y + |y|^2.
@@ -101,29 +123,16 @@ class _Sorted:
 
     def silhouette_samples(self, sums: np.ndarray) -> np.ndarray:
         """Per-sample silhouette in the input's order, from per-cluster distance sums."""
-        n = len(self.codes)
-        rows = np.arange(n)
-        own = self.counts[self.codes]
-        a = sums[rows, self.codes] / np.maximum(own - 1, 1)
-        mean_other = sums / self.counts
-        mean_other[rows, self.codes] = np.inf
-        b = mean_other.min(axis=1)
-        denom = np.maximum(a, b)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.where(denom > 0, (b - a) / denom, 0.0)
-        s[own == 1] = 0.0  # a sample alone in its cluster scores 0, by definition
-        out = np.empty(n, dtype=np.float64)
-        out[self.order] = s
+        out = np.empty(len(self.codes), dtype=np.float64)
+        out[self.order] = silhouette_from_sums(sums, self.codes, self.counts)
         return out
 
     def dunn_parts(self, stats: _pairwise.PairStats) -> tuple[float, float]:
         """Exact (smallest inter-cluster distance, largest cluster diameter)."""
-        sq = _pairwise.row_sq_norms(self.X32)
-        tol = 2.0 * _pairwise.sq_distance_error_bound(self.X32, sq)
-        min32 = float(stats.min_inter_sq.min())
-        max32 = float(stats.max_intra_sq.max())
-        near_min = np.flatnonzero(stats.min_inter_sq <= min32 + tol)
-        near_max = np.flatnonzero(stats.max_intra_sq >= max32 - tol)
+        largest = _pairwise.row_sq_norms(self.X32).max(initial=0.0)
+        cuts = dunn_cuts(float(stats.min_inter_sq.min()), float(stats.max_intra_sq.max()),
+                         self.X32.shape[1], largest)
+        near_min, near_max = near_extremes(stats.min_inter_sq, stats.max_intra_sq, cuts)
         d_min = self._exact_extreme(near_min, same_cluster=False)
         d_max = self._exact_extreme(near_max, same_cluster=True)
         return d_min, d_max
@@ -138,36 +147,109 @@ class _Sorted:
         products have only a handful of rows, which threaded BLAS runs poorly).
         """
         X = self.X
-        n = X.shape[0]
-        step = 4096
+        step = 4096  # columns per task: a 256 x 4096 float64 block of distances is 8 MiB
 
         def block(task):
             start, c0 = task
             r = rows[start : start + 256]
             Xr = X[r].astype(np.float64)
-            sq_r = np.einsum("ij,ij->i", Xr, Xr)
             Xc = X[c0 : c0 + step].astype(np.float64, copy=False)
-            sq_c = np.einsum("ij,ij->i", Xc, Xc)
-            D2 = sq_r[:, None] - 2.0 * (Xr @ Xc.T) + sq_c[None, :]
-            same = self.codes[r, None] == self.codes[None, c0 : c0 + step]
-            if same_cluster:
-                D2[~same] = -np.inf
-                flat = int(np.argmax(D2))
-            else:
-                D2[same] = np.inf
-                flat = int(np.argmin(D2))
-            return D2.flat[flat], (r[flat // D2.shape[1]], c0 + flat % D2.shape[1])
+            value, i, j = _pairwise.extreme_sq_distance64(
+                Xr, _pairwise.sq_norms64(Xr), self.codes[r],
+                Xc, _pairwise.sq_norms64(Xc), self.codes[c0 : c0 + step], same_cluster=same_cluster)
+            return value, (r[i], c0 + j)
 
-        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, n, step)]
+        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, X.shape[0], step)]
         with _pairwise.Workers() as pool:
             found = pool.map(block, tasks)
         # The first of the best, in task order: the same pair whatever the number of threads.
         values = np.array([v for v, _ in found])
-        pick = int(np.argmax(values) if same_cluster else np.argmin(values))
-        i, j = found[pick][1]
-        # The winning pair once more, by direct differences: no cancellation at all.
-        xi, xj = X[i].astype(np.float64), X[j].astype(np.float64)
-        return float(np.sqrt(np.sum((xi - xj) ** 2)))
+        i, j = found[int(np.argmax(values) if same_cluster else np.argmin(values))][1]
+        return _pairwise.distance64(X[i].astype(np.float64), X[j].astype(np.float64))
+
+
+def check_cluster_count(k: int, n_samples: int, *, min_clusters: int = 2,
+                        max_clusters_rel: int | None = None) -> int:
+    """Return ``k``, the number of distinct labels, or raise if the metrics cannot use it.
+
+    Parameters
+    ----------
+    k, n_samples : int
+    min_clusters : int, default=2
+    max_clusters_rel : int or None, default=None
+        The largest ``k`` allowed, relative to ``n_samples``: -1 for the
+        silhouette (at most n_samples - 1 clusters), None for no limit.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    if k < min_clusters:
+        raise InvalidInputError(f"labels name {k} cluster(s); these metrics need at least {min_clusters}")
+    if max_clusters_rel is not None and k > n_samples + max_clusters_rel:
+        raise InvalidInputError(
+            f"labels name {k} clusters for {n_samples} samples; the silhouette needs "
+            f"between 2 and n_samples - 1 clusters"
+        )
+    return k
+
+
+def silhouette_from_sums(sums: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Silhouette of each row from its distance sums per cluster.
+
+    Parameters
+    ----------
+    sums : ndarray of shape (n_rows, n_clusters), float64
+        Sum of the distances from each row to the points of each cluster.
+    codes : ndarray of shape (n_rows,)
+        Each row's cluster, 0..n_clusters-1.
+    counts : ndarray of shape (n_clusters,)
+        Points per cluster, over all the data (not only these rows).
+
+    Returns
+    -------
+    ndarray of shape (n_rows,), float64
+        In the rows' order; 0 for a row alone in its cluster. The in-memory pass
+        gives all rows at once, a Dask task the rows of one chunk.
+    """
+    rows = np.arange(len(codes))
+    own = counts[codes]
+    a = sums[rows, codes] / np.maximum(own - 1, 1)
+    mean_other = sums / counts
+    mean_other[rows, codes] = np.inf
+    b = mean_other.min(axis=1)
+    denom = np.maximum(a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(denom > 0, (b - a) / denom, 0.0)
+    s[own == 1] = 0.0  # a sample alone in its cluster scores 0, by definition
+    return s
+
+
+def dunn_cuts(min_inter_sq: float, max_intra_sq: float, n_features: int,
+              largest_sq_norm: float) -> tuple[float, float]:
+    """Where Dunn's extremes may lie, given the float32 pass.
+
+    ``min_inter_sq`` and ``max_intra_sq`` are the float32 smallest inter-cluster
+    and largest intra-cluster squared distances; ``largest_sq_norm`` the largest
+    squared norm of the (centred) float32 rows. Any point whose own float32
+    extreme is within twice the proven error bound of these
+    (:func:`aeclust._pairwise.sq_distance_error_bound`) may own the exact extreme.
+
+    Returns
+    -------
+    (lo_cut, hi_cut) : tuple of float
+        Points with a smallest other-cluster squared distance ``<= lo_cut``, and
+        those with a largest same-cluster squared distance ``>= hi_cut``, are
+        measured again in float64.
+    """
+    tol = 2.0 * _pairwise.sq_distance_error_bound(n_features, largest_sq_norm)
+    return min_inter_sq + tol, max_intra_sq - tol
+
+
+def near_extremes(min_inter_sq: np.ndarray, max_intra_sq: np.ndarray,
+                  cuts: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the rows that may own Dunn's smallest and largest distance (see :func:`dunn_cuts`)."""
+    return np.flatnonzero(min_inter_sq <= cuts[0]), np.flatnonzero(max_intra_sq >= cuts[1])
 
 
 def _duplicate_ids(X: np.ndarray) -> np.ndarray | None:
@@ -246,10 +328,17 @@ def dunn_index(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: bool 
     """
     data = _Sorted(X, labels, min_clusters=2, max_clusters_rel=None)
     stats = data.stats(sums=False, extremes=True, progress=progress, tile=tile)
-    return _dunn(*data.dunn_parts(stats))
+    return dunn_from_parts(*data.dunn_parts(stats))
 
 
-def _dunn(d_min: float, d_max: float) -> float:
+def dunn_from_parts(d_min: float, d_max: float) -> float:
+    """Dunn's index from the smallest inter-cluster distance and the largest cluster diameter.
+
+    Raises
+    ------
+    InvalidInputError
+        When every cluster has diameter 0.
+    """
     if d_max == 0.0:
         raise InvalidInputError(
             "Dunn's index is undefined: every cluster has diameter 0 "
@@ -268,11 +357,4 @@ def cluster_quality(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: 
     stats = data.stats(sums=True, extremes=True, progress=progress, tile=tile)
     sil = float(np.mean(data.silhouette_samples(stats.sums)))
     d_min, d_max = data.dunn_parts(stats)
-    return ClusterQuality(
-        silhouette=sil,
-        dunn=_dunn(d_min, d_max),
-        min_intercluster_distance=d_min,
-        max_cluster_diameter=d_max,
-        n_samples=len(data.codes),
-        n_clusters=data.k,
-    )
+    return ClusterQuality.from_parts(sil, d_min, d_max, len(data.codes), data.k)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ._io import atomic_open
 from ._pairwise import single_threaded_blas
-from .autoencoder import _threads
+from ._torch import DictConfig, threads
 from .errors import AeclustError, InvalidInputError
 from .kmeans import ConvergenceWarning, KMeans
 
@@ -32,7 +32,9 @@ FORMAT = "aeclust.patchfeatures"
 
 
 @dataclass(frozen=True)
-class PatchConfig:
+class PatchConfig(DictConfig):
+    kind: ClassVar[str] = "patch-feature"
+
     n_atoms: int = 256  # dictionary size; the raw feature has 4 * n_atoms dimensions
     patch: int = 6
     n_patches: int = 100_000  # random training patches the dictionary is learned from
@@ -50,16 +52,6 @@ class PatchConfig:
             raise InvalidInputError(f"invalid PatchConfig: {self}")
         if self.pca is not None and not 1 <= self.pca <= 4 * self.n_atoms:
             raise InvalidInputError(f"pca must be in [1, {4 * self.n_atoms}] or None, got {self.pca}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PatchConfig:
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise AeclustError(f"unknown patch-feature config fields: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:
@@ -130,7 +122,7 @@ class PatchFeatures:
         zm, zca, atoms = (torch.from_numpy(self.arrays[k]) for k in ("zca_mean", "zca", "atoms"))
         a2 = atoms.square().sum(1)
         out = []
-        with _threads(num_threads):
+        with threads(num_threads):
             for i in range(0, len(images), batch_size):
                 x = torch.from_numpy(images[i : i + batch_size]).permute(0, 3, 1, 2).float()
                 b, _, h, w = x.shape

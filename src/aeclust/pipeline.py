@@ -23,7 +23,7 @@ import platform
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -84,8 +84,6 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
     """
     timings = timings if timings is not None else Timings()
     if scheduler is not None:
-        from .distributed import cluster_on_scheduler
-
         km, quality = cluster_on_scheduler(X, k, seed, scheduler, chunk_rows, init=init, n_init=n_init,
                                            timings=timings)
     else:
@@ -114,6 +112,57 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
             "silhouette": None, "dunn": None, "min_intercluster_distance": None, "max_cluster_diameter": None,
             "n_samples": int(len(labels)), "n_clusters": 1},
     }
+
+
+def cluster_on_scheduler(X, n_clusters: int, seed, scheduler: str, chunk_rows: int | None = None, *,
+                         init: str = "random", n_init: int = 1, max_iter: int = 1000,
+                         metrics: str = "exact", n_sampled: int = 10000,
+                         metrics_chunk_rows: int | None = None, timings=None):
+    """K-means and the metrics of ``X`` on a Dask scheduler: what ``aeclust cluster --scheduler`` runs.
+
+    Parameters
+    ----------
+    X : numpy or dask array of shape (n_samples, n_features)
+    n_clusters, seed, init, n_init, max_iter
+        As for :class:`aeclust.KMeans` (``seed`` is its ``random_state``).
+    scheduler : str
+        ``"local:N"`` or ``"tcp://host:port"`` (see :func:`aeclust.distributed.connect`).
+    chunk_rows : int, optional
+        Rows per k-means chunk (default: the dask array's own chunks, or 16384 rows).
+    metrics_chunk_rows : int, optional
+        Rows per chunk of the pairwise metrics (default 2048: 16 MiB blocks).
+    timings : callable, optional
+        ``timings(name)`` returns a context manager; the k-means and metrics
+        steps run inside ``timings("kmeans")`` and ``timings("metrics")``.
+    metrics : {"exact", "sampled"}
+        ``"exact"``: :func:`aeclust.distributed.cluster_quality` (O(n^2) work). ``"sampled"``:
+        :func:`aeclust.distributed.sampled_silhouette` over ``n_sampled`` points, and no Dunn index.
+
+    Returns
+    -------
+    (KMeans, ClusterQuality) for ``metrics="exact"``, or (KMeans, SilhouetteEstimate)
+    for ``"sampled"``. The estimator's ``labels_`` is a numpy array here (the
+    client is closed on return).
+    """
+    from . import distributed as dd  # Dask is imported only when a scheduler is asked for
+
+    if metrics not in ("exact", "sampled"):
+        raise InvalidInputError(f"metrics must be 'exact' or 'sampled', got {metrics!r}")
+    with dd.session(scheduler):
+        X = dd.persist_on_cluster(X, chunk_rows)
+        step = timings if timings is not None else (lambda name: nullcontext())
+        km = KMeans(n_clusters, init=init, n_init=n_init, max_iter=max_iter, random_state=seed)
+        with step("kmeans"):
+            dd.fit_kmeans(km, X, chunk_rows=chunk_rows)
+        labels = km.labels_
+        with step("metrics"):
+            if metrics == "exact":
+                quality = dd.cluster_quality(X, labels, chunk_rows=metrics_chunk_rows)
+            else:
+                quality = dd.sampled_silhouette(X, labels, n_sampled=n_sampled, random_state=seed,
+                                                chunk_rows=metrics_chunk_rows)
+        km.labels_ = np.asarray(labels.compute())
+    return km, quality
 
 
 def check_k(k: int, n_samples: int | None = None) -> None:
