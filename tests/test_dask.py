@@ -27,7 +27,7 @@ from aeclust import metrics, pipeline  # noqa: E402
 from aeclust.errors import InvalidInputError  # noqa: E402
 from aeclust.kmeans import ConvergenceWarning  # noqa: E402
 
-from conftest import make_blobs  # noqa: E402
+from helpers.data import make_blobs  # noqa: E402
 
 
 @pytest.fixture(scope="module")

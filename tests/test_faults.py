@@ -2,7 +2,7 @@
 
 The points are named by AECLUST_FAULT (see aeclust._fault). SIGINT and SIGTERM
 are tested in this process, through the CLI's own handlers; SIGKILL, and one
-SIGTERM end to end, in a separate process (tests/cli_harness.py). Every run uses
+SIGTERM end to end, in a separate process (tests/helpers/cli_harness.py). Every run uses
 the tiny fake CIFAR-10 of conftest.py (200 training images, 150 test images, two
 epochs), so the suite needs no real data. The HTML report, the one slow stage,
 is replaced by a stub that writes report.html atomically all the same; the real
@@ -228,7 +228,7 @@ def _process(args: list[str], *, fault: str | None = None, md5: dict | None = No
         env["AECLUST_FAULT"] = fault
     if serve:
         env["AECLUST_TEST_SERVE"] = str(serve)
-    return subprocess.run([sys.executable, str(TESTS / "cli_harness.py"), *args],
+    return subprocess.run([sys.executable, str(TESTS / "helpers" / "cli_harness.py"), *args],
                           capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -8,7 +8,7 @@ from aeclust import KMeans, _lloyd, errors
 from aeclust.errors import InvalidInputError
 from aeclust.kmeans import ConvergenceWarning
 
-from conftest import make_blobs
+from helpers.data import make_blobs
 
 
 def test_separated_blobs_are_recovered():

@@ -8,7 +8,7 @@ from aeclust import _pairwise, cluster_quality, dunn_index, metrics, silhouette_
 from aeclust.errors import InvalidInputError
 from aeclust.metrics import silhouette_samples
 
-from conftest import make_blobs
+from helpers.data import make_blobs
 
 
 def brute_force_dunn(X, labels):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_blobs
+from helpers.data import make_blobs
 
 from aeclust.errors import InvalidInputError
 from aeclust.sweep import consensus_k, elbow_k, parse_k_range, preferred_k, sweep, write_sweep

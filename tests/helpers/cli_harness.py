@@ -1,7 +1,7 @@
 """Run the aeclust command line in a separate process, with the test doubles that
 monkeypatch cannot carry across a process boundary.
 
-    python tests/cli_harness.py run --out DIR ...
+    python tests/helpers/cli_harness.py run --out DIR ...
 
 AECLUST_TEST_MD5    JSON object merged into aeclust.cifar10.MD5 (the fake data's checksums)
 AECLUST_TEST_SERVE  a file that urlopen serves instead of the network, 64 KiB per read
