@@ -32,7 +32,7 @@ def _load_tool():
 quote = _load_tool()
 
 CLUSTER_OUTPUT = """\
-aeclust cluster: cifar10-test, 10000 samples x 1024 features (pixels-gray), k=10, seed=0
+aeclust cluster: cifar10-test, 10000 samples x 1024 features (pixels), k=10, seed=0
   k-means     75 iterations, converged, inertia 355379
   time        load 0.21s, preprocess 0.30s, kmeans 0.58s, metrics 1.56s
   wrote       runs/r0/results.json

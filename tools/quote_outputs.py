@@ -240,7 +240,7 @@ def _part1_seeds(old: list[str], runs: dict[str, Run]) -> list[str]:
     results = [_results(runs, command) for command in SEED_COMMANDS]
     for r in results:
         cfg = r["config"]
-        if (cfg["dataset"], cfg["features"]) != ("cifar10-test", "pixels-gray"):
+        if (cfg["dataset"], cfg["features"]) != ("cifar10-test", "pixels"):
             raise QuoteError(f"part1-seeds expects the grayscale test set, got {cfg['dataset']}, {cfg['features']}")
     study = results[0]["study"]
     lines = [f"| k = {results[0]['config']['k']}, grayscale test set | silhouette | Dunn |",
