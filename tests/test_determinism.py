@@ -256,7 +256,8 @@ def test_run_twice_gives_the_same_results(fake_cifar, tmp_path, monkeypatch):
         assert main(["run", "--out", str(tmp_path / name), "--epochs", "2", "--device", "cpu", "--quiet"]) == 0
     a, b = tmp_path / "a", tmp_path / "b"
     assert _stable(a / "results.json") == _stable(b / "results.json")
-    for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy"):
+    for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy", "pixels/silhouette.npy",
+                "codes/silhouette.npy", "pixels/map.npy", "codes/map.npy"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 

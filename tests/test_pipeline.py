@@ -46,7 +46,10 @@ def test_run_writes_every_artefact(small_run):
                 "autoencoder/model.pt", "autoencoder/checkpoint.pt", "autoencoder/history.json",
                 "figures/loss_curve.png", "figures/reconstructions.png", "figures/codes.png",
                 "figures/clusters_pixels.png", "figures/clusters_codes.png",
-                "figures/confusion_pixels.png", "figures/confusion_codes.png"]:
+                "figures/confusion_pixels.png", "figures/confusion_codes.png",
+                "pixels/silhouette.npy", "pixels/map.npy", "codes/silhouette.npy", "codes/map.npy",
+                "figures/silhouette_pixels.png", "figures/silhouette_codes.png",
+                "figures/map_pixels.png", "figures/map_codes.png"]:
         assert (small_run / rel).is_file(), rel
     assert np.load(small_run / "codes" / "codes.npy").shape == (300, 192)
     leftovers = [p for p in small_run.rglob("*") if p.name.endswith(".tmp")]
@@ -77,11 +80,26 @@ def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
     assert "torch" in r["versions"]
 
 
+def test_silhouettes_saved_are_those_of_the_fused_pass(small_run):
+    from aeclust.metrics import silhouette_samples
+
+    r = json.loads((small_run / "results.json").read_text())
+    for name in ("pixels", "codes"):
+        saved = np.load(small_run / name / "silhouette.npy")
+        labels = np.load(small_run / name / "labels.npy")
+        assert saved.shape == labels.shape and saved.dtype == np.float32
+        # Their mean is the reported silhouette (to float32 rounding).
+        assert abs(float(saved.astype(np.float64).mean()) - r["feature_sets"][name]["metrics"]["silhouette"]) < 1e-6
+    X = np.load(small_run / "codes" / "codes.npy")
+    np.testing.assert_allclose(np.load(small_run / "codes" / "silhouette.npy"),
+                               silhouette_samples(X, np.load(small_run / "codes" / "labels.npy")), atol=1e-6)
+
+
 def test_report_embeds_every_figure_and_shows_the_numbers_of_results_json(small_run):
     page = (small_run / "report.html").read_text()
     parser = _Page()
     parser.feed(page)
-    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 7
+    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 11
     assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     r = json.loads((small_run / "results.json").read_text())
     for name, fs in r["feature_sets"].items():

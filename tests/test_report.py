@@ -87,13 +87,19 @@ def run_results(*, dataset: str = "digits", external: bool = True, autoencoder: 
     return results
 
 
-def write_labels(run_dir: Path, results: dict, seed: int = 0) -> None:
-    """The cluster labels the pipeline leaves in ``<run>/<feature set>/labels.npy``."""
+def write_labels(run_dir: Path, results: dict, seed: int = 0, *, extras: bool = True) -> None:
+    """What the pipeline leaves in ``<run>/<feature set>/``: the cluster labels and, with
+    ``extras``, the per-sample silhouettes and a map of 30 of the samples."""
     rng = np.random.default_rng(seed)
     for name in results["feature_sets"]:
-        (run_dir / name).mkdir(parents=True, exist_ok=True)
+        folder = run_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
         labels = np.arange(N_IMAGES) % K
-        np.save(run_dir / name / "labels.npy", rng.permutation(labels))
+        np.save(folder / "labels.npy", rng.permutation(labels))
+        if extras:
+            np.save(folder / "silhouette.npy", rng.uniform(-0.2, 0.6, N_IMAGES).astype(np.float32))
+            np.save(folder / "map_rows.npy", np.sort(rng.choice(N_IMAGES, 30, replace=False)).astype(np.int64))
+            np.save(folder / "map.npy", rng.normal(size=(30, 2)).astype(np.float32))
 
 
 def true_classes() -> np.ndarray:
@@ -161,14 +167,16 @@ def test_run_report_is_one_page_with_every_figure(tmp_path, tiny_model):
     assert path == tmp_path / "report.html"
     page = path.read_text()
     expected = {"loss_curve", "reconstructions", "codes", "loss_curve_simclr",
-                *(f"clusters_{n}" for n in results["feature_sets"]),
-                *(f"confusion_{n}" for n in results["feature_sets"])}
+                *(f"{kind}_{n}" for n in results["feature_sets"]
+                  for kind in ("clusters", "confusion", "silhouette", "map"))}
     assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == expected
     for name in expected:
         png_size(tmp_path / "figures" / f"{name}.png")
     assert_self_contained(page, tmp_path)
-    for fig_id in ("loss_curve", "reconstructions", "codes", "loss-simclr", "clusters-pixels", "confusion-codes"):
+    for fig_id in ("loss_curve", "reconstructions", "codes", "loss-simclr", "clusters-pixels", "confusion-codes",
+                   "silhouette-pixels", "silhouette-simclr", "map-codes"):
         assert f"id='fig-{fig_id}'" in page
+    assert "fit it best (highest silhouette)" in page and "No map of" not in page
     # This run's numbers beside the study's, and the scores against the true classes.
     for number in ("0.0612", "0.0833", "0.1177", "0.0219", "0.0540", "0.0899", "0.1040", "0.0200",
                    "0.4321", "0.2468", "0.1357", "0.5555", "12345.7"):
@@ -232,7 +240,8 @@ def test_no_images(tmp_path):
     page = report.build_run_report(tmp_path, results, models={}, images=None, labels=true_classes()).read_text()
 
     stems = {p.stem for p in (tmp_path / "figures").glob("*.png")}
-    assert stems == {"loss_curve", "confusion_pixels", "confusion_codes"}
+    assert stems == {"loss_curve", "confusion_pixels", "confusion_codes", "silhouette_pixels", "silhouette_codes",
+                     "map_pixels", "map_codes"}  # maps without thumbnails
     assert "0.0612" in page and "0.4321" in page
     assert_self_contained(page, tmp_path)
 
@@ -240,13 +249,14 @@ def test_no_images(tmp_path):
 def test_nothing_to_draw(tmp_path):
     """No autoencoder, no images, no classes: a page of tables and no figures."""
     results = run_results(external=False, autoencoder=False)
-    write_labels(tmp_path, results)
+    write_labels(tmp_path, results, extras=False)  # a run from before silhouettes and maps were saved
 
     page = report.build_run_report(tmp_path, results, models={}, images=None, labels=None).read_text()
 
     assert "<figure" not in page and "src=" not in page
     assert not (tmp_path / "figures").exists() or not list((tmp_path / "figures").iterdir())
     assert "0.0612" in page and page.rstrip().endswith("</html>")
+    assert "No map of pixels, codes: the run holds no map.npy" in page  # said, not silently left out
 
 
 def test_html_escapes_names(tmp_path):
@@ -320,4 +330,163 @@ def test_drawing_leaves_matplotlib_alone(tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) == 1 + 2 + 2 + 1 + 1  # loss, clusters, confusion, seeds, sweep
+    # loss, clusters, confusion, silhouette, map, seeds, sweep
+    assert int(done.stdout.split()[-1]) == 1 + 2 + 2 + 2 + 2 + 1 + 1
+
+
+# -- silhouettes, best- and worst-fitting members, maps ------------------------------------------
+
+def captured_figures(monkeypatch) -> list:
+    """Patch the report's PNG writer to keep each figure it writes, for its texts to be read."""
+    kept = []
+    save = report._save
+
+    def keep(fig, path, **kwargs):
+        kept.append(fig)
+        return save(fig, path, **kwargs)
+
+    monkeypatch.setattr(report, "_save", keep)
+    return kept
+
+
+def texts(fig) -> list[str]:
+    """Every piece of text a figure shows: titles, tick labels, legends, annotations."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()  # ticks get their labels when drawn
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+
+
+def test_members_that_fit_best_and_worst():
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 0])
+    s = np.array([0.5, 0.1, -0.3, 0.2, 0.9, -0.1, 0.5, 0.0, 0.1, -0.3])
+
+    members = report.cluster_members(labels, s, per_cluster=3)
+
+    assert list(members[0]) == ["fits best", "random members", "fits worst"]
+    # Highest first, lowest first; equal silhouettes in row order (rows 0 and 6; rows 2 and 9).
+    assert members[0]["fits best"].tolist() == [4, 0, 6]
+    assert members[0]["fits worst"].tolist() == [2, 9, 8]
+    assert members[1]["fits best"].tolist() == [3, 1, 7]
+    assert members[1]["fits worst"].tolist() == [5, 7, 1]
+    for c in (0, 1):
+        picked = members[c]["random members"]
+        assert len(set(picked)) == 3 and set(labels[picked]) == {c}
+    # The random members are the ones the grid showed before it had silhouettes.
+    alone = report.cluster_members(labels, None, per_cluster=3)
+    assert list(alone[0]) == ["random members"]
+    assert all(np.array_equal(alone[c]["random members"], members[c]["random members"]) for c in (0, 1))
+
+
+def test_member_rows_are_labelled_plainly(tmp_path, monkeypatch):
+    kept = captured_figures(monkeypatch)
+    labels = np.arange(N_IMAGES) % K
+    s = np.linspace(-0.5, 0.5, N_IMAGES)
+
+    path = report.plot_cluster_grid(fake_images(), labels, tmp_path / "grid.png", silhouettes=s, title="t")
+
+    words = texts(kept[-1])
+    for kind in ("fits best", "random members", "fits worst"):
+        assert words.count(kind) == K
+    sizes = np.bincount(labels)
+    assert [w for w in words if w.startswith("cluster")] == [f"cluster {c}\n(n={sizes[c]})" for c in range(K)]
+    width, height = png_size(path)
+    # Each 8 x 8 image drawn as whole squares of screen pixels: 8 per row, 3 rows per cluster.
+    zoom = round(68 / 10)
+    assert width == (8 * 10 + 2) * zoom + 120 + 80
+    assert height == (K * (3 * 10 + 2) + (K - 1) * 6) * zoom + 40 + 6
+
+
+def test_silhouette_plot(tmp_path, monkeypatch):
+    kept = captured_figures(monkeypatch)
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    s = np.random.default_rng(0).uniform(-0.3, 0.8, 100)
+
+    path = report.plot_silhouette(s, labels, tmp_path / "silhouette.png", title="title")
+
+    png_size(path)
+    assert Path(path).read_bytes()[25] == 3  # colour type 3: a palette PNG
+    words = texts(kept[-1])
+    for c, n in ((0, 50), (1, 30), (2, 20)):
+        mean = s[labels == c].mean()
+        assert f"cluster {c}  (n={n}, mean {mean:.3f})" in words
+    assert f"mean silhouette {s.mean():.4f}" in words
+    ax = kept[-1].axes[0]
+    assert len(ax.collections) == 3  # a band per cluster
+
+
+def blobs(n: int = 400, d: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three well separated Gaussian blobs in ``d`` dimensions, and which blob each row is from."""
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, 3, n)
+    centres = rng.normal(scale=8.0, size=(3, d))
+    return (centres[which] + rng.normal(size=(n, d))).astype(np.float32), which
+
+
+def test_feature_map_is_a_repeatable_map_of_a_sample():
+    X, which = blobs()
+
+    rows, xy = report.feature_map(X, n_points=300)
+    again = report.feature_map(X, n_points=300)
+
+    assert rows.dtype == np.int64 and xy.dtype == np.float32 and xy.shape == (300, 2)
+    assert np.all(np.diff(rows) > 0) and rows[0] >= 0 and rows[-1] < len(X)
+    assert np.isfinite(xy).all()
+    assert rows.tobytes() == again[0].tobytes() and xy.tobytes() == again[1].tobytes()
+    # Rows of one blob are nearest neighbours on the map as in the data.
+    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert np.mean(which[rows][d.argmin(1)] == which[rows]) > 0.95
+    # Fewer rows than points: every row, in order.
+    all_rows, _ = report.feature_map(X[:100], n_points=300)
+    assert all_rows.tolist() == list(range(100))
+
+
+def test_feature_map_is_the_same_bits_for_any_thread_count(tmp_path):
+    """t-SNE sums in OpenMP threads; the map holds them to one, so the thread count the
+    process starts with changes nothing."""
+    script = textwrap.dedent(f"""
+        import hashlib, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from aeclust import report
+        from test_report import blobs
+        rows, xy = report.feature_map(blobs()[0], n_points=300)
+        print(hashlib.sha256(rows.tobytes() + xy.tobytes()).hexdigest())
+    """)
+    digests = set()
+    for threads in ("1", "3"):
+        env = {**__import__("os").environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.split()[-1])
+    assert len(digests) == 1
+
+
+def test_no_map_of_features_without_spread(tmp_path):
+    X = np.ones((50, 4), dtype=np.float32)
+    np.save(tmp_path / "map.npy", np.zeros((5, 2), np.float32))  # an older run's map
+    np.save(tmp_path / "map_rows.npy", np.arange(5))
+
+    assert report.feature_map(X) is None
+    assert report.save_feature_map(tmp_path, X) is False
+    assert not (tmp_path / "map.npy").exists() and not (tmp_path / "map_rows.npy").exists()
+    assert report.save_feature_map(tmp_path, blobs(60, 5)[0]) is True
+    assert np.load(tmp_path / "map.npy").shape == (60, 2)
+
+
+def test_silhouettes_that_do_not_belong_are_not_drawn(tmp_path, monkeypatch):
+    """Codes in one cluster have no silhouettes; a file of another length belongs to another run."""
+    kept = captured_figures(monkeypatch)
+    results = run_results(external=False, autoencoder=False)
+    results["feature_sets"]["codes"]["metrics"].update(silhouette=None, dunn=None)
+    write_labels(tmp_path, results)
+    np.save(tmp_path / "pixels" / "silhouette.npy", np.zeros(N_IMAGES + 1, np.float32))
+
+    page = report.build_run_report(tmp_path, results, models={}, images=fake_images(), labels=None).read_text()
+
+    assert not list((tmp_path / "figures").glob("silhouette_*"))
+    assert "fits best" not in page and "Sample images per cluster" in page
+    grids = [f for f in kept if any(w.startswith("Clusters of") for w in texts(f))]
+    assert len(grids) == 2 and not any("fits best" in texts(f) for f in grids)
+    assert {p.stem for p in (tmp_path / "figures").glob("map_*")} == {"map_pixels", "map_codes"}

@@ -295,8 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
                    help=f"comma-separated feature sets to compare: {', '.join(FEATURE_SETS)}, or 'all' "
                         f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (about "
-                        f"7 minutes of training on 2 CPU cores, see docs/features.md) (default: pixels,codes — "
-                        f"the study)")
+                        f"7 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
+                        f"backbones, timm:MODEL or open_clip:ARCH.TAG (pip install 'aeclust[pretrained]') "
+                        f"(default: pixels,codes — the study)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="a local copy of the weights of the timm:/open_clip: feature set (safetensors or a torch "
+                        "checkpoint), for machines that cannot download them (default: the library downloads "
+                        "them on first use)")
     p.add_argument("--features", metavar="NAME", dest="extra_feature_sets", default=[], action=_Deprecated,
                    new="--feature-sets pixels,codes,NAME", append=True)
     p.add_argument("--k", type=_k, default=10, help=f"number of clusters, 2 to {K_MAX} (default: 10)")
@@ -506,7 +511,7 @@ def _cmd_run(args) -> int:
                        feature_sets=_feature_sets(args.feature_sets, args.extra_feature_sets), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
-                       ae_init=ae_options.pop("init"), **ae_options)
+                       weights=args.weights, ae_init=ae_options.pop("init"), **ae_options)
     if args.seeds is not None:
         from .seeds import run_seeds
 

@@ -223,6 +223,9 @@ class FeatureInputs:
         Where a learned feature set keeps its model.
     device : str
     progress : bool
+    weights : str or None
+        A local weights file for a pretrained feature set (``timm:...``,
+        ``open_clip:...``); None lets the library download its weights.
     """
 
     images: np.ndarray
@@ -234,6 +237,7 @@ class FeatureInputs:
     out_dir: Path | None = None
     device: str = "auto"
     progress: bool = False
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,48 @@ DEFAULT_FEATURE_SETS = ("pixels", "codes")
 ALL_FEATURE_SETS = tuple(n for n, f in FEATURE_SETS.items() if not f.learned or n.startswith("codes"))
 
 
+#: The prefixes of open-ended names: frozen pretrained backbones (:mod:`aeclust.pretrained`),
+#: e.g. "timm:resnet50.a1_in1k" or "open_clip:ViT-B-32.openai", made on demand by :func:`feature_set`.
+PRETRAINED_PREFIXES = ("timm:", "open_clip:")
+
+
+def _pretrained(name: str) -> FeatureSet:
+    """The feature set of a frozen backbone, ``timm:...`` or ``open_clip:...`` (:mod:`aeclust.pretrained`)."""
+    from .pretrained import embeddings, parse_name
+
+    library, model = parse_name(name)
+    description = f"frozen {'OpenCLIP' if library == 'open_clip' else 'timm'} {model} embeddings"
+
+    def build(inp: FeatureInputs) -> tuple[np.ndarray, str]:
+        X = embeddings(name, inp.images, weights=inp.weights, out_dir=inp.out_dir, device=inp.device,
+                       progress=inp.progress)
+        return X, f"{description}, {X.shape[1]}-d"
+
+    # Not "learned": nothing is trained on the run's images.
+    return FeatureSet(name, description, rgb=False, learned=False, build=build)
+
+
+def feature_set(name: str) -> FeatureSet:
+    """The feature set called ``name``: an entry of :data:`FEATURE_SETS`, or a pretrained backbone's.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FEATURE_SETS`, or ``timm:MODEL`` / ``open_clip:ARCH.TAG``.
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown name.
+    """
+    if name in FEATURE_SETS:
+        return FEATURE_SETS[name]
+    if isinstance(name, str) and name.startswith(PRETRAINED_PREFIXES):
+        return _pretrained(name)
+    raise InvalidInputError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SETS)}, "
+                            f"timm:MODEL or open_clip:ARCH.TAG")
+
+
 def feature_set_names(text: str) -> tuple[str, ...]:
     """Read a comma-separated list of feature-set names ("all" for :data:`ALL_FEATURE_SETS`)."""
     if text.strip() == "all":
@@ -326,7 +372,8 @@ def feature_set_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
-def check_feature_sets(names, *, rgb_images: bool, ae_color: str = "gray", allowed=None) -> tuple[str, ...]:
+def check_feature_sets(names, *, rgb_images: bool, ae_color: str = "gray", allowed=None,
+                       weights=None) -> tuple[str, ...]:
     """Fail before any work when a feature set is unknown, or needs RGB images that are grayscale.
 
     Parameters
@@ -337,22 +384,40 @@ def check_feature_sets(names, *, rgb_images: bool, ae_color: str = "gray", allow
     ae_color : str
         The autoencoder input colour of the "codes" set.
     allowed : iterable of str, optional
-        The names this job can build (default: all of :data:`FEATURE_SETS`).
+        The names this job can build (default: all of :data:`FEATURE_SETS`, and the
+        pretrained backbones, ``timm:MODEL`` and ``open_clip:ARCH.TAG``).
+    weights : path-like, optional
+        A local weights file for the one pretrained feature set among ``names``.
 
     Returns
     -------
     tuple of str
         The names, without repeats.
+
+    Raises
+    ------
+    InvalidInputError
+        Also for a pretrained name that its library does not know, and a weights
+        file that is missing or goes with no pretrained feature set.
+    aeclust.pretrained.ExtraNotInstalledError
+        A pretrained name without its library: ``pip install 'aeclust[pretrained]'``.
     """
     names = tuple(dict.fromkeys(names))
+    open_ended = allowed is None  # pretrained backbones only where any feature set is welcome
     allowed = tuple(FEATURE_SETS if allowed is None else allowed)
+    choices = ", ".join(allowed) + (", timm:MODEL, open_clip:ARCH.TAG" if open_ended else "")
     if not names:
-        raise InvalidInputError(f"no feature set given; choose from {', '.join(allowed)}")
-    unknown = [n for n in names if n not in allowed]
+        raise InvalidInputError(f"no feature set given; choose from {choices}")
+    pretrained = [n for n in names if open_ended and n not in FEATURE_SETS and n.startswith(PRETRAINED_PREFIXES)]
+    unknown = [n for n in names if n not in allowed and n not in pretrained]
     if unknown:
-        raise InvalidInputError(f"unknown feature set(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+        raise InvalidInputError(f"unknown feature set(s) {', '.join(unknown)}; choose from {choices}")
+    if pretrained or weights is not None:
+        from .pretrained import check_names
+
+        check_names(pretrained, weights)
     if not rgb_images:
-        rgb = [n for n in names if FEATURE_SETS[n].needs_rgb(ae_color)]
+        rgb = [n for n in names if n not in pretrained and FEATURE_SETS[n].needs_rgb(ae_color)]
         if rgb:
             raise InvalidInputError(f"feature set(s) {', '.join(rgb)} need RGB images, but these images are "
                                     f"grayscale; drop them, or give the autoencoder grayscale input")

@@ -347,14 +347,19 @@ def dunn_from_parts(d_min: float, d_max: float) -> float:
     return d_min / d_max
 
 
-def cluster_quality(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: bool = False) -> ClusterQuality:
+def cluster_quality(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: bool = False,
+                    return_samples: bool = False):
     """Silhouette and Dunn's index in one pass over the pairwise distances.
 
     Same definitions, parameters and errors as :func:`silhouette_score` and
     :func:`dunn_index`, at little more than the cost of the silhouette alone.
+    With ``return_samples``, returns ``(ClusterQuality, samples)``: the
+    per-sample silhouettes of the same pass (float64, in the input's order),
+    whose mean is the quality's silhouette.
     """
     data = _Sorted(X, labels, min_clusters=2, max_clusters_rel=-1)
     stats = data.stats(sums=True, extremes=True, progress=progress, tile=tile)
-    sil = float(np.mean(data.silhouette_samples(stats.sums)))
+    samples = data.silhouette_samples(stats.sums)
     d_min, d_max = data.dunn_parts(stats)
-    return ClusterQuality.from_parts(sil, d_min, d_max, len(data.codes), data.k)
+    quality = ClusterQuality.from_parts(float(np.mean(samples)), d_min, d_max, len(data.codes), data.k)
+    return (quality, samples) if return_samples else quality

@@ -32,7 +32,7 @@ import numpy as np
 from . import __version__, _fault
 from ._io import check_writable, remove_stale_temp_files, save_array, write_json
 from .errors import AeclustError, InvalidInputError
-from .features import DEFAULT_FEATURE_SETS, FEATURE_SETS, FeatureInputs, check_feature_sets
+from .features import DEFAULT_FEATURE_SETS, FEATURE_SETS, FeatureInputs, check_feature_sets, feature_set
 from .kmeans import KMeans
 from .metrics import cluster_quality
 
@@ -77,12 +77,14 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
     """K-means on ``X``, then silhouette and Dunn in one fused pass.
 
     With ``scheduler`` ("local:N" or "tcp://host:port") both run on Dask.
-    Returns a dictionary with the labels (``"labels"``, a numpy array) and the
-    JSON-ready parts: ``"kmeans"`` and ``"metrics"``. With ``one_cluster_ok``,
+    Returns a dictionary with the labels (``"labels"``, a numpy array), the
+    per-sample silhouettes of the fused pass (``"silhouette_samples"``, None on
+    Dask or without metrics) and the JSON-ready parts: ``"kmeans"`` and ``"metrics"``. With ``one_cluster_ok``,
     rows that k-means puts into a single cluster (all rows equal: the code of a
     fully collapsed autoencoder) give metrics of None instead of an error.
     """
     timings = timings if timings is not None else Timings()
+    samples = None
     if scheduler is not None:
         km, quality = cluster_on_scheduler(X, k, seed, scheduler, chunk_rows, init=init, n_init=n_init,
                                            timings=timings)
@@ -93,10 +95,11 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
             if one_cluster_ok and len(np.unique(km.labels_)) < 2:
                 quality = None
             else:
-                quality = cluster_quality(X, km.labels_, progress=progress)
+                quality, samples = cluster_quality(X, km.labels_, progress=progress, return_samples=True)
     labels = np.asarray(km.labels_)
     return {
         "labels": labels,
+        "silhouette_samples": samples,
         "kmeans": {
             "n_clusters": k,
             "init": init,
@@ -241,6 +244,7 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
     result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init, timings=timings,
                                progress=progress, scheduler=scheduler, chunk_rows=chunk_rows)
     labels = result.pop("labels")
+    result.pop("silhouette_samples")
     if data.labels is not None:
         from .external import external_scores
 
@@ -276,7 +280,9 @@ class RunConfig:
     images, cluster the 10,000 test images), "digits", a folder of images or a
     ``.npy``/``.npz`` file (train on and cluster the same images).
     ``train_limit`` and ``test_limit`` take the first images of each split,
-    for quick runs; ``None`` uses them all.
+    for quick runs; ``None`` uses them all. ``weights`` is a local weights file
+    for the one pretrained feature set (``timm:...``, ``open_clip:...``); without
+    it the library downloads its weights.
     """
 
     out: str = "runs/study"
@@ -300,6 +306,7 @@ class RunConfig:
     download: bool = True
     progress: bool = True
     resume: bool = False
+    weights: str | None = None
 
     def autoencoder_config(self, color: str | None = None):
         from .autoencoder import AutoencoderConfig
@@ -381,7 +388,7 @@ def _load(config: RunConfig):
 def _check_feature_sets(config: RunConfig, data) -> tuple[str, ...]:
     check_k(config.k, len(data))
     names = check_feature_sets(config.feature_sets, rgb_images=data.is_rgb or data.images is None,
-                               ae_color=config.color)
+                               ae_color=config.color, weights=config.weights)
     return names if data.images is not None else ("features",)  # a ready-made matrix is clustered as it is
 
 
@@ -466,13 +473,13 @@ class _Run:
         config = self.config
         if name == "features":
             return self.data.features, "the given feature matrix"
-        if FEATURE_SETS[name].learned and _codes_color(name, config) is None:
+        if feature_set(name).learned and _codes_color(name, config) is None:
             self.say(f"learning {name} features from {len(self.train)} images")
         inputs = FeatureInputs(images=self.data.images, train_images=self.train.images, k=config.k,
                                seed=config.seed, autoencoder=self.autoencoder, ae_color=config.color,
                                out_dir=self.run_dir / name / "model", device=config.device,
-                               progress=config.progress)
-        return FEATURE_SETS[name].build(inputs)
+                               progress=config.progress, weights=config.weights)
+        return feature_set(name).build(inputs)
 
     def feature_set(self, name: str, counter: str) -> dict:
         """One feature set: build it, cluster it, judge it; or its finished record when resuming."""
@@ -481,6 +488,8 @@ class _Run:
         stage_config = {"k": config.k, "seed": config.seed, **config.limits()}
         if color is not None:
             stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
+        if config.weights is not None and name not in FEATURE_SETS:  # other weights, another result
+            stage_config["weights"] = config.weights
         stage = _Stage(run_dir, name, stage_config, config.resume)
         result = stage.load()
         if result is not None:
@@ -501,6 +510,14 @@ class _Run:
                                 one_cluster_ok=collapsed)
         labels = out.pop("labels")
         save_array(run_dir / name / "labels.npy", labels)
+        samples = out.pop("silhouette_samples")
+        if samples is not None:  # None: codes that fell into one cluster
+            # For the report's silhouette plot and its best and worst members.
+            save_array(run_dir / name / "silhouette.npy", samples.astype(np.float32))
+        with t("map"):
+            from .report import save_feature_map
+
+            save_feature_map(run_dir / name, X)
         if self.data.labels is not None:
             from .external import external_scores
 

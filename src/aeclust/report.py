@@ -3,7 +3,12 @@
 Every figure is written as a PNG file in ``<run>/figures/`` and embedded in
 ``<run>/report.html`` as a base64 data URI, so the page opens anywhere, alone.
 The page's numbers are read from the same dictionary that becomes
-``results.json``; nothing is computed twice.
+``results.json``, and its per-sample figures from what the pipeline left in
+each feature set's folder (``labels.npy``, ``silhouette.npy``, ``map.npy`` and
+``map_rows.npy``); nothing is computed twice, and ``aeclust report`` redraws
+every figure from the run directory alone. The one computation here is the
+map's t-SNE (:func:`feature_map`), which the pipeline calls while it holds the
+features.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import write_text
+from ._plotting import figure as _figure
 from ._plotting import save_png as _save
 from ._plotting import subplots as _subplots
 
@@ -93,39 +99,358 @@ def _montage(images: list, rows: int, cols: int, pad: int = 2) -> np.ndarray:
     for i, img in enumerate(images):
         if img is None:
             continue
-        img = np.asarray(img, dtype=np.float64)
-        if img.max(initial=0) > 1.0:
-            img = img / 255.0
-        if img.ndim == 3 and img.shape[-1] == 1:
-            img = img[..., 0]
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=-1)
         r, c = divmod(i, cols)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = _rgb(img)
     return canvas
 
 
-def plot_cluster_grid(images: np.ndarray, labels: np.ndarray, path: Path, *, per_cluster: int = 10,
-                      title: str = "", seed: int = 0) -> Path:
-    """One row per cluster: a random sample of its images, with the cluster's size."""
-    clusters = np.unique(labels)
+def _rgb(image) -> np.ndarray:
+    """An image (uint8 or [0, 1] floats, gray or RGB) as RGB floats in [0, 1]."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.max(initial=0) > 1.0:
+        img = img / 255.0
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img
+
+
+def _cluster_colors(k: int) -> list:
+    """One colour per cluster number, the same in the silhouette plot and the map."""
+    from matplotlib import colormaps
+
+    if k <= 10:
+        return [colormaps["tab10"](i) for i in range(k)]
+    if k <= 20:
+        return [colormaps["tab20"](i) for i in range(k)]
+    return [colormaps["turbo"](i / max(k - 1, 1)) for i in range(k)]
+
+
+def cluster_members(labels: np.ndarray, silhouettes: np.ndarray | None, *, per_cluster: int = 10,
+                    seed: int = 0) -> dict:
+    """The members a cluster grid shows: per cluster, its best- and worst-fitting and some random ones.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Cluster numbers.
+    silhouettes : ndarray of shape (n_samples,) or None
+        Per-sample silhouettes, in the order of ``labels``; None gives the random members only.
+    per_cluster : int, default=10
+        Members per row.
+    seed : int, default=0
+        Seeds the choice of the random members.
+
+    Returns
+    -------
+    dict
+        Cluster number -> ``{"fits best": rows, "random members": rows, "fits worst": rows}``
+        (row indices into ``labels``; without ``silhouettes``, "random members" alone).
+        "fits best" runs from the highest silhouette down, "fits worst" from the
+        lowest up; equal silhouettes keep the order of the rows, so the choice is
+        the same on every run.
+    """
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    tiles = []
-    for c in clusters:
+    out = {}
+    for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        pick = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
-        tiles += [images[p] for p in pick] + [None] * (per_cluster - len(pick))
-    canvas = _montage(tiles, len(clusters), per_cluster)
-    fig, ax = _subplots(figsize=(0.75 * per_cluster + 1.2, 0.75 * len(clusters) + 0.6))
-    ax.imshow(canvas, interpolation="nearest")
-    h = images.shape[1] + 2
-    ax.set_yticks([2 + h * r + (h - 2) / 2 for r in range(len(clusters))])
-    ax.set_yticklabels([f"cluster {c}  (n={int(np.sum(labels == c))})" for c in clusters], fontsize=8)
+        rows = {}
+        random = rng.choice(members, size=min(per_cluster, len(members)), replace=False)
+        if silhouettes is not None:
+            fit = np.asarray(silhouettes)[members]
+            rows["fits best"] = members[np.argsort(-fit, kind="stable")][:per_cluster]
+            rows["random members"] = random
+            rows["fits worst"] = members[np.argsort(fit, kind="stable")][:per_cluster]
+        else:
+            rows["random members"] = random
+        out[c] = rows
+    return out
+
+
+def plot_cluster_grid(images: np.ndarray, labels: np.ndarray, path: Path, *, per_cluster: int | None = None,
+                      title: str = "", seed: int = 0, silhouettes: np.ndarray | None = None) -> Path:
+    """Members of each cluster, one row of images per kind of member, with the cluster's size.
+
+    Without ``silhouettes``, one row of random members per cluster. With them,
+    three rows per cluster: the members that fit it best (highest silhouette),
+    random members, and the members that fit it worst (lowest silhouette): what
+    the cluster is about, and what it gathered by mistake.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, h, w[, 3])
+        The images, uint8 or in [0, 1].
+    labels : ndarray of shape (n_samples,)
+        Cluster numbers.
+    path : path-like
+        The PNG file.
+    per_cluster : int, optional
+        Images per row: 10 for random members alone, 8 with three rows (the
+        images of a photograph set hardly compress, and the report has a size
+        to keep).
+    title : str, optional
+    seed : int, default=0
+        Seeds the choice of the random members.
+    silhouettes : ndarray of shape (n_samples,), optional
+        Per-sample silhouettes, in the order of ``labels``.
+
+    Returns
+    -------
+    Path
+    """
+    import textwrap
+
+    if per_cluster is None:
+        per_cluster = 10 if silhouettes is None else 8
+    members = cluster_members(labels, silhouettes, per_cluster=per_cluster, seed=seed)
+    kinds = list(next(iter(members.values())))
+    sizes = {c: int(np.sum(labels == c)) for c in members}
+    h, pad = images.shape[1], 2
+    # A white strip between clusters where each has several rows, so the blocks read apart.
+    strip = 3 * pad if len(kinds) > 1 else 0
+    blocks, centers, top = [], [], 0
+    for c, rows in members.items():
+        tiles = []
+        for kind in kinds:
+            tiles += [images[p] for p in rows[kind]] + [None] * (per_cluster - len(rows[kind]))
+        block = _montage(tiles, len(kinds), per_cluster, pad=pad)
+        if blocks and strip:
+            blocks.append(np.ones((strip, block.shape[1], 3)))
+            top += strip
+        blocks.append(block)
+        centers.append([top + pad + r * (h + pad) + h / 2 for r in range(len(kinds))])
+        top += block.shape[0]
+    canvas = np.concatenate(blocks)
+    # Each image pixel becomes an exact square of screen pixels (about 68 per row of images):
+    # crisp, and a whole-pixel repeat costs the PNG little.
+    zoom = max(1, round(68 / (h + pad)))
+    dpi = 110
+    left, right, top, bottom = (120, 80, 40, 6) if len(kinds) > 1 else (170, 6, 40, 6)  # screen pixels
+    width, height = canvas.shape[1] * zoom, canvas.shape[0] * zoom
+    fig_w, fig_h = width + left + right, height + top + bottom
+    fig = _figure(figsize=(fig_w / dpi, fig_h / dpi))
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
+    ax.imshow(canvas, interpolation="nearest", aspect="auto")
+    if len(kinds) > 1:
+        ax.set_yticks([y for rows in centers for y in rows])
+        ax.set_yticklabels(kinds * len(members), fontsize=7)
+        # The cluster of each block of rows goes on the right, so the rows' kinds stay plain on the left.
+        beside = ax.get_yaxis_transform()  # x in axes fractions, y in image rows
+        for c, rows in zip(members, centers):
+            ax.text(1 + 6 / width, rows[len(rows) // 2], f"cluster {c}\n(n={sizes[c]})", transform=beside,
+                    fontsize=8, va="center", ha="left")
+    else:
+        ax.set_yticks([rows[0] for rows in centers])
+        ax.set_yticklabels([f"cluster {c}  (n={sizes[c]})" for c in members], fontsize=8)
     ax.set_xticks([])
+    ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    ax.set_title(title or "Sample images per cluster", fontsize=10)
-    return _save(fig, path)
+    fig.suptitle(textwrap.fill(title or "Sample images per cluster", width=max(30, fig_w // 7)),
+                 y=1 - 4 / fig_h, va="top", fontsize=9)
+    return _save(fig, path, crop=False)
+
+
+def plot_silhouette(silhouettes: np.ndarray, labels: np.ndarray, path: Path, *, title: str = "") -> Path:
+    """Rousseeuw's silhouette plot: a band per cluster of its samples' silhouettes, sorted, and the mean.
+
+    Parameters
+    ----------
+    silhouettes : ndarray of shape (n_samples,)
+        Per-sample silhouettes.
+    labels : ndarray of shape (n_samples,)
+        Cluster numbers (0 to k - 1), in the order of ``silhouettes``.
+    path : path-like
+        The PNG file.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    s = np.asarray(silhouettes, dtype=np.float64)
+    labels = np.asarray(labels)
+    clusters = np.unique(labels)
+    colors = _cluster_colors(int(clusters.max()) + 1)
+    gap = max(len(s) // 100, 2)  # white space between bands, in samples
+    fig, ax = _subplots(figsize=(6.4, 0.45 * len(clusters) + 1.6))
+    y, ticks, tick_labels = 0, [], []
+    for c in clusters:
+        band = np.sort(s[labels == c])[::-1]  # widest on top, as Rousseeuw drew it
+        ys = y + np.arange(len(band))
+        ax.fill_betweenx(ys, 0, band, color=colors[c], linewidth=0, step="post")
+        ticks.append(y + len(band) / 2)
+        tick_labels.append(f"cluster {c}  (n={len(band)}, mean {band.mean():.3f})")
+        y += len(band) + gap
+    mean = float(s.mean())
+    ax.axvline(mean, color="black", ls="--", lw=1.2, label=f"mean silhouette {mean:.4f}")
+    ax.axvline(0, color="#888", lw=0.8)
+    ax.set_ylim(y - gap, 0)  # the first cluster on top, in the order of the member grids
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(tick_labels, fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    low, high = min(float(s.min()), -0.05), max(float(s.max()), 0.05)
+    ax.set_xlim(low - 0.02 * (high - low), high + 0.02 * (high - low))
+    ax.set_xlabel("silhouette of each sample: (b − a) / max(a, b)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Silhouette per cluster", fontsize=10)
+    return _save(fig, path, colors=256)
+
+
+# -- maps ---------------------------------------------------------------------------------
+
+#: How many points of a feature set its map shows (a sample drawn with :data:`MAP_SEED`).
+#: t-SNE's time grows a little faster than the points: the default run's two maps
+#: (pixels and codes of the 10,000 test images) take about 10 s together with
+#: 2,000 points, 12 s with 2,500 and 17 s with 3,000, on one core of a 2-core machine.
+MAP_POINTS = 2000
+#: Seeds the sample of a map's points and its t-SNE.
+MAP_SEED = 0
+#: Dimensions kept by the PCA that comes before t-SNE, as is usual.
+MAP_PCA_DIMS = 50
+#: t-SNE iterations, the first 250 with early exaggeration.
+MAP_ITERATIONS = 500
+
+
+def _top_components(X: np.ndarray, dims: int) -> np.ndarray:
+    """``X`` (centred, float64) projected on its ``dims`` leading principal axes, each with a fixed sign."""
+    from scipy.linalg import eigh
+
+    d = X.shape[1]
+    # The covariance is d x d, cheaper to decompose than the sample for the
+    # n >= d samples maps use; eigh returns the axes in ascending order.
+    _, axes = eigh(X.T @ X, subset_by_index=[d - dims, d - 1])
+    axes = axes[:, ::-1]
+    axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(dims)])
+    return X @ axes
+
+
+def feature_map(X: np.ndarray, *, n_points: int = MAP_POINTS, seed: int = MAP_SEED
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A 2-D t-SNE map of a sample of the rows of ``X``.
+
+    The sample is ``n_points`` rows drawn without replacement by
+    ``numpy.random.default_rng(seed)`` (all rows when there are fewer), reduced
+    by PCA to :data:`MAP_PCA_DIMS` dimensions, then embedded by scikit-learn's
+    Barnes-Hut t-SNE (PCA start, ``random_state=seed``, :data:`MAP_ITERATIONS`
+    iterations). BLAS and OpenMP are held to one thread meanwhile: t-SNE adds
+    up over the points in OpenMP threads, in an order that depends on how many
+    there are; on one, the map is the same bits whatever threads the process has.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_points : int, default=MAP_POINTS
+    seed : int, default=MAP_SEED
+
+    Returns
+    -------
+    (rows, coordinates) or None
+        ``rows`` (int64, ascending) are the sampled row indices into ``X`` and
+        ``coordinates`` (float32, ``(len(rows), 2)``) their places on the map.
+        None when the sample has no spread (every row the same), which has no map.
+    """
+    import inspect
+
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n = X.shape[0]
+    rows = (np.arange(n) if n <= n_points
+            else np.sort(np.random.default_rng(seed).choice(n, size=n_points, replace=False)))
+    rows = rows.astype(np.int64)
+    sample = np.asarray(X[rows], dtype=np.float64)
+    sample -= sample.mean(axis=0)
+    if len(rows) < 3 or not np.any(sample):
+        return None
+    # scikit-learn renamed n_iter to max_iter in 1.5 and removed n_iter in 1.7.
+    iterations = "max_iter" if "max_iter" in inspect.signature(TSNE).parameters else "n_iter"
+    tsne = TSNE(n_components=2, perplexity=min(30.0, (len(rows) - 1) / 3), init="pca", learning_rate="auto",
+                method="barnes_hut", angle=0.5, random_state=seed, **{iterations: MAP_ITERATIONS})
+    with threadpool_limits(limits=1):
+        if sample.shape[1] > MAP_PCA_DIMS:
+            sample = _top_components(sample, MAP_PCA_DIMS)
+        coordinates = tsne.fit_transform(sample)
+    return rows, coordinates.astype(np.float32)
+
+
+def save_feature_map(folder: Path, X: np.ndarray, **kwargs) -> bool:
+    """Write :func:`feature_map` of ``X`` as ``folder/map.npy`` (coordinates) and ``folder/map_rows.npy``.
+
+    Returns False where ``X`` has no map, and then removes an older run's map from
+    ``folder``, which would not belong to these points. Keyword arguments go to
+    :func:`feature_map`.
+    """
+    from ._io import save_array
+
+    found = feature_map(X, **kwargs)
+    if found is None:
+        for old in ("map.npy", "map_rows.npy"):
+            (Path(folder) / old).unlink(missing_ok=True)
+        return False
+    rows, coordinates = found
+    save_array(Path(folder) / "map_rows.npy", rows)
+    save_array(Path(folder) / "map.npy", coordinates)
+    return True
+
+
+def _spread_out(points: np.ndarray, count: int) -> np.ndarray:
+    """Indices of ``count`` points far apart (greedy farthest-point choice from the one nearest the middle)."""
+    chosen = [int(np.argmin(((points - np.median(points, axis=0)) ** 2).sum(axis=1)))]
+    nearest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
+    while len(chosen) < min(count, len(points)):
+        chosen.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, ((points - points[chosen[-1]]) ** 2).sum(axis=1))
+    return np.array(chosen)
+
+
+def plot_map(coordinates: np.ndarray, labels: np.ndarray, path: Path, *, images: np.ndarray | None = None,
+             n_thumbnails: int = 16, title: str = "") -> Path:
+    """A map of a feature set: a point per sampled sample, coloured by its cluster, with a few thumbnails.
+
+    Parameters
+    ----------
+    coordinates : ndarray of shape (n_points, 2)
+        The map's places, as :func:`feature_map` gives them.
+    labels : ndarray of shape (n_points,)
+        The cluster of each point.
+    path : path-like
+        The PNG file.
+    images : ndarray of shape (n_points, h, w[, 3]), optional
+        Each point's image; ``n_thumbnails`` of them, far apart, are drawn on the map.
+    n_thumbnails : int, default=16
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    labels = np.asarray(labels)
+    clusters = np.unique(labels)
+    colors = _cluster_colors(int(clusters.max()) + 1)
+    fig, ax = _subplots(figsize=(7.2, 6.0))
+    ax.scatter(coordinates[:, 0], coordinates[:, 1], s=5, c=[colors[c] for c in labels], linewidths=0,
+               alpha=0.85)
+    if images is not None and n_thumbnails:
+        zoom = 0.3 * 72 / images.shape[1]  # about a third of an inch, whatever the image's size
+        for i in _spread_out(coordinates, n_thumbnails):
+            box = OffsetImage(_rgb(images[i]), zoom=zoom, interpolation="nearest")
+            ax.add_artist(AnnotationBbox(box, coordinates[i], frameon=True, pad=0.1,
+                                         bboxprops={"edgecolor": colors[labels[i]], "linewidth": 1.5}))
+    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=str(c)) for c in clusters]
+    ax.legend(handles=handles, title="cluster", fontsize=7, title_fontsize=8, loc="center left",
+              bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or "Map of the feature set (t-SNE)", fontsize=10)
+    # A palette keeps the thumbnails' look and cuts the scatter's anti-aliased colours to a third of the bytes.
+    return _save(fig, path, colors=256)
 
 
 # -- HTML -------------------------------------------------------------------------------
@@ -258,7 +583,9 @@ def _page_tail(results: dict) -> list[str]:
 def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, str]]]]) -> str:
     """The report page: metrics beside the study's numbers, then each section's figures, then details.
 
-    ``sections`` is a list of ``(heading, [(figure_id, png_path, caption), ...])``.
+    ``sections`` is a list of ``(heading, [(figure_id, png_path, caption), ...])``, each
+    optionally with a third item, a note shown under the heading (a section with a
+    note and no figures still shows the note).
     """
     title = results.get("title", "")
     parts = _page_head(title)
@@ -315,10 +642,13 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
                      "so the comparison is indicative.")
         parts.append(f"<p class='note'>{html.escape(note)}</p>")
 
-    for heading, figures in sections:
-        if not figures:
+    for heading, figures, *note in sections:
+        note = note[0] if note else ""
+        if not figures and not note:
             continue
         parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note)}</p>")
         for fig_id, path, caption in figures:
             parts.append(f"<figure id='fig-{html.escape(fig_id)}'><img alt='{html.escape(caption)}' "
                          f"src='{_data_uri(path)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -334,11 +664,37 @@ def write_report(run_dir: Path, results: dict, sections) -> Path:
     return path
 
 
+def _silhouettes(folder: Path, fs: dict, labels: np.ndarray) -> np.ndarray | None:
+    """The per-sample silhouettes the pipeline saved for one feature set, or None.
+
+    None where there are none (a run from an older aeclust, codes in one
+    cluster) or where they do not belong to these labels.
+    """
+    path = folder / "silhouette.npy"
+    if not path.is_file() or (fs.get("metrics") or {}).get("silhouette") is None:
+        return None
+    s = np.load(path)
+    return s if s.shape == labels.shape else None
+
+
+def _feature_map(folder: Path, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The map the pipeline saved for one feature set (rows, coordinates), or None."""
+    if not (folder / "map.npy").is_file() or not (folder / "map_rows.npy").is_file():
+        return None
+    rows, coordinates = np.load(folder / "map_rows.npy"), np.load(folder / "map.npy")
+    if len(rows) != len(coordinates) or (len(rows) and rows.max() >= len(labels)):
+        return None
+    return rows, coordinates
+
+
 def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.ndarray | None,
                      labels: np.ndarray | None, main_color: str = "gray", n_examples: int = 10) -> Path:
     """All figures of an ``aeclust run`` and the page that shows them.
 
-    Reads the cluster labels that the pipeline saved in the run directory.
+    Reads what the pipeline saved in the run directory for each feature set:
+    the cluster labels, the per-sample silhouettes (``silhouette.npy``) and the
+    map (``map.npy``, ``map_rows.npy``); a figure whose file is missing is left
+    out (the map with a note saying so).
     ``models`` maps an input colour to its trained autoencoder; ``images`` are
     the uint8 images that were clustered (None for a feature matrix) and
     ``labels`` their true classes (None when unknown).
@@ -385,14 +741,40 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
                                        title=f"Training loss: {name}", ylabel="training loss")
                 learned_figs.append((f"loss-{name}", path, f"Training loss per epoch of {fs['description']}"))
 
-    cluster_figs, confusion_figs = [], []
+    cluster_figs, confusion_figs, silhouette_figs, map_figs, missing_maps = [], [], [], [], []
     class_names = results.get("config", {}).get("class_names")
     for name, fs in results["feature_sets"].items():
-        predicted = np.load(run_dir / name / "labels.npy")
+        folder = run_dir / name
+        predicted = np.load(folder / "labels.npy")
+        silhouettes = _silhouettes(folder, fs, predicted)
+        if silhouettes is not None:
+            path = plot_silhouette(silhouettes, predicted, fig_dir / f"silhouette_{name}.png",
+                                   title=f"Silhouette per cluster: {fs['description']}")
+            silhouette_figs.append((f"silhouette-{name}", path,
+                                    f"Silhouette of every sample, sorted within its cluster, k-means on "
+                                    f"{fs['description']}; dashed: the mean"))
         if images is not None:
-            path = plot_cluster_grid(images, predicted, fig_dir / f"clusters_{name}.png",
-                                     title=f"Clusters of {fs['description']}: random members per cluster")
-            cluster_figs.append((f"clusters-{name}", path, f"Sample images per cluster, k-means on {fs['description']}"))
+            path = plot_cluster_grid(images, predicted, fig_dir / f"clusters_{name}.png", silhouettes=silhouettes,
+                                     title=f"Clusters of {fs['description']}: "
+                                           + ("best- and worst-fitting and random members" if silhouettes is not None
+                                              else "random members per cluster"))
+            caption = (f"Per cluster of {fs['description']}: the members that fit it best (highest silhouette), "
+                       "random members, and those that fit it worst (lowest silhouette)" if silhouettes is not None
+                       else f"Sample images per cluster, k-means on {fs['description']}")
+            cluster_figs.append((f"clusters-{name}", path, caption))
+        found = _feature_map(folder, predicted)
+        if found is not None:
+            rows, coordinates = found
+            path = plot_map(coordinates, predicted[rows], fig_dir / f"map_{name}.png",
+                            images=None if images is None else images[rows],
+                            title=f"Map of {fs['description']} (t-SNE), coloured by cluster")
+            pca = f" (after PCA to {MAP_PCA_DIMS} dimensions)" if (fs.get("n_features") or 0) > MAP_PCA_DIMS else ""
+            map_figs.append((f"map-{name}", path,
+                             f"t-SNE of {len(rows):,} of the {len(predicted):,} samples of {fs['description']}{pca}, "
+                             "coloured by k-means cluster; points near each other are near in the feature space, "
+                             "distances between groups mean little"))
+        else:
+            missing_maps.append(name)
         if labels is not None:
             from .external import confusion, plot_confusion
 
@@ -403,8 +785,12 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
             confusion_figs.append((f"confusion-{name}", path,
                                    f"How the true classes spread over the clusters of {fs['description']}"))
 
-    sections = [("Autoencoder", autoencoder_figs), ("Learned features", learned_figs), ("Clusters", cluster_figs),
-                ("Clusters against classes", confusion_figs)]
+    map_note = (f"No map of {', '.join(missing_maps)}: the run holds no map.npy for "
+                f"{'it' if len(missing_maps) == 1 else 'them'} (a run from an older aeclust, "
+                "or features without spread)." if missing_maps else "")
+    sections = [("Autoencoder", autoencoder_figs), ("Learned features", learned_figs),
+                ("Silhouette per cluster", silhouette_figs), ("Clusters", cluster_figs),
+                ("Maps", map_figs, map_note), ("Clusters against classes", confusion_figs)]
     return write_report(run_dir, results, sections)
 
 
