@@ -19,7 +19,7 @@ from sklearn.cluster import KMeans as SKKMeans
 from sklearn.metrics import silhouette_score as sk_silhouette
 
 from aeclust import KMeans, cluster_quality, dunn_index, silhouette_score
-from aeclust import _lloyd, _pairwise
+from aeclust import _lloyd, _lloyd_jit, _pairwise
 
 pytestmark = pytest.mark.property
 
@@ -141,7 +141,7 @@ def test_inertia_never_increases_from_one_iteration_to_the_next(case, seed):
     centers0 = X[np.random.default_rng(seed).choice(len(X), k, replace=False)]
     inertias = [_lloyd.inertia(X, _lloyd.assign(X, centers0)[0], centers0)]
     # The callback sees each iteration's centres and the assignment to them.
-    _lloyd.lloyd(X, centers0.copy(), 300,
+    _lloyd_jit.lloyd(X, centers0.copy(), 300,
                  callback=lambda it, labels, centers: inertias.append(_lloyd.inertia(X, labels, centers)))
     final = KMeans(k, init=centers0).fit(X).inertia_
     inertias.append(final)

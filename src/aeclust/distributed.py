@@ -94,7 +94,7 @@ __all__ = [
 ]
 
 #: Rows per chunk for k-means when the caller gives none and the array is not
-#: already split by rows: 16 times the in-memory assignment block (1024 rows).
+#: already split by rows: a 16384 x 1024 float32 chunk is 64 MiB.
 KMEANS_CHUNK_ROWS = 16384
 #: Rows per chunk for the pairwise metrics: a 2048 x 2048 float32 block is 16 MiB.
 METRICS_CHUNK_ROWS = 2048
@@ -307,8 +307,7 @@ def _add_fields(*parts) -> tuple:
 
 def _far_candidates(x: np.ndarray, centers: np.ndarray, offset: int, m: int) -> tuple:
     """The ``m`` points of a chunk farthest from their centres, as the in-memory re-seed ranks them."""
-    labels, best = _lloyd.assign(x, centers)
-    dist = best + row_sq_norms(x)
+    labels, dist = _lloyd.assign(x, centers)
     rows = np.arange(x.shape[0])
     order = np.lexsort((rows, -dist))[:m]
     return dist[order], order + offset, labels[order], x[order].copy()

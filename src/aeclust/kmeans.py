@@ -20,7 +20,6 @@ import warnings
 import numpy as np
 
 from . import _lloyd
-from ._pairwise import blas_single_threaded, row_sq_norms, sq_distances_to
 from ._validation import check_array
 from .errors import ConvergenceWarning, InvalidInputError
 
@@ -215,22 +214,12 @@ class _ArrayRows(_lloyd.Rows):
         return self.X[rows].copy()
 
     def kmeans_plus_plus(self, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
-        return _init_kmeans_plus_plus(self.X, n_clusters, rng)
+        from . import _lloyd_jit  # compiled on first use, not at import
+
+        return _lloyd_jit.kmeans_plus_plus(self.X, n_clusters, rng)
 
     def lloyd(self, centers: np.ndarray, max_iter: int) -> _lloyd.Run:
-        labels, centers, n_iter, converged, n_empty = _lloyd.lloyd(self.X, centers, max_iter)
+        from . import _lloyd_jit
+
+        labels, centers, n_iter, converged, n_empty = _lloyd_jit.lloyd(self.X, centers, max_iter)
         return _lloyd.Run(labels, centers, n_iter, converged, n_empty, _lloyd.inertia(self.X, labels, centers))
-
-
-@blas_single_threaded  # the same bits for any number of CPUs (see _pairwise)
-def _init_kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++: each new centre is the best of 2 + log(k) D^2-sampled candidates."""
-    x_sq = row_sq_norms(X)
-    first = int(rng.integers(X.shape[0]))
-    closest = np.maximum(sq_distances_to(X, X[first : first + 1], row_sq_norms(X[first : first + 1]))[:, 0]
-                         + x_sq, 0).astype(np.float64)
-
-    def sq_distances(rows):
-        return np.maximum(sq_distances_to(X, X[rows], x_sq[rows]) + x_sq[:, None], 0)
-
-    return X[[first] + _lloyd.greedy_seeding(closest, sq_distances, k, rng)]

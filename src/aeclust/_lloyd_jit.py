@@ -1,0 +1,1055 @@
+"""The compiled Lloyd loop: Elkan's bounds, exact decisions, float64 running sums.
+
+This module is the fast path of k-means. It runs Lloyd's algorithm with the
+same contract as :func:`aeclust._lloyd.lloyd` (same stopping rule, same
+empty-cluster rule, same return values), with three changes of method:
+
+* **Elkan's bounds** (Elkan, 2003): per point an upper bound on the distance to
+  its own centre and one lower bound per other centre, moved by the centres'
+  drift after each update; a point whose bounds show that no other centre can
+  be nearer is not looked at, and a centre whose bound rules it out is not
+  measured. Per-centre bounds stay tight in high dimensions, where the single
+  lower bound of Hamerly's variant is loose (about 40 % of the CIFAR-10 pixel
+  rows would still need all their distances); Hamerly's bound is kept as well,
+  as a one-read test before the per-centre bounds.
+* **Exact decisions.** The nearest centre is defined on one exactly specified
+  number, :func:`sq_distance` below: ``sum_t (x_t - c_t)^2`` with the float32
+  values widened to float64 (each difference and square is exact or correctly
+  rounded) and added in float64 in a fixed order (:func:`_d64`), the same on
+  every machine. The kernel mostly measures a cheaper float32 distance, whose
+  rounding error has a proven bound; it settles a comparison on it only when
+  the two intervals do not overlap, and computes the float64 distances
+  otherwise. Ties go to the lowest centre index.
+  Every bound is kept on the safe side of its rounding (see ``_margins``), so a
+  pruned centre is one whose distance is provably larger.
+* **Float64 cluster sums** updated by the points that changed cluster, in row
+  order (fresh sums when more than a quarter of the points moved, also added in
+  row order). Each element of the sums is a sequential sum in row order, so
+  the bits are the same for any number of threads.
+
+Where the time goes, and what was done about it: a pass after the first tests
+each row against Hamerly's bound (one read), then its per-centre lower bounds
+(float32), and fetches the features only of the rows that still need a
+distance, a few rows ahead (software prefetch: those rows are scattered through
+memory, and a late pass is bound by memory, not arithmetic); a row's surviving
+centres are measured together, without branches that depend on the distances;
+the float64 distance runs on 8-lane vectors in the scalar definition's order
+(:func:`_make_d64_vector`). No BLAS call inside the loop: OpenBLAS's threads
+spin for a while after each product, and on two cores that halved the speed of
+the numba passes that followed.
+
+The loop over rows runs in parallel (numba ``prange``); each row's result
+depends on that row alone, and every reduction across rows runs in a fixed
+order, so the results are the same bits for any thread count. The cluster sums
+are updated on one thread (a memory-bound pass that a second thread does not
+speed up). The thread count
+is :func:`aeclust._pairwise.cpu_count` (``AECLUST_NUM_THREADS``), capped at
+numba's pool size (``NUMBA_NUM_THREADS``).
+
+Nothing is compiled when this module is imported, and numba itself is imported
+on first use: the kernels are plain functions below, compiled (and cached on
+disk, ``cache=True``) by :func:`_kernels` the first time one is needed.
+:func:`warm_up` compiles (or loads) them all and returns the seconds it took.
+
+Public functions: :func:`lloyd`, :func:`assign_chunk`, :func:`sq_distance`,
+:func:`kmeans_plus_plus`, :func:`warm_up`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+
+import numpy as np
+
+__all__ = ["lloyd", "assign_chunk", "sq_distance", "kmeans_plus_plus", "warm_up"]
+
+#: Rows per parallel block of the assignment pass (statistics are kept per block).
+ROW_BLOCK = 256
+#: How many rows ahead of its turn a row that needs distances is fetched from memory.
+PREFETCH_ROWS = 4
+
+_U64 = 2.0**-53  # unit roundoff of float64
+_U32 = 2.0**-24  # unit roundoff of float32
+_UP = 1.0 + 8 * _U64  # nudges a computed non-negative value up past its rounding
+_DN = 1.0 - 8 * _U64
+
+
+def _margins(d: int) -> tuple[float, float, float]:
+    """Relative error bounds for ``d`` features: ``(G, M, H)``.
+
+    * The float64 distance (:func:`sq_distance`) is within ``g64 = (d + 4) u64``
+      relative of the true squared distance: every term is non-negative and its
+      difference and square each round once, and any order of a sum of ``d``
+      non-negative terms errs by at most ``(d - 1) u``.
+    * The float32 distance, in whatever order the compiler adds it, is within
+      ``g32 = (d + 4) u32`` relative, plus an absolute ``d 2^-120`` for terms
+      that underflow.
+    * ``G``: an interval ``[a (1 - G) - tau, a (1 + G) + tau]`` around a float32
+      distance ``a`` holds both the true and the float64 squared distance.
+    * ``M``: a bound test ``u * M < l`` (``u`` above the true distance to the own
+      centre, ``l`` below the true distance to another) proves that the float64
+      distance to the other centre is strictly larger, so that the rounding of
+      the defining number cannot undo what the true distances say.
+    * ``H``: around a float64 distance ``e``, ``[e (1 - H), e (1 + H)]`` holds the
+      true squared distance.
+
+    Beyond about 160,000 features the float32 bound passes 1 %; ``G`` is then
+    infinite, every float32 interval is ``[0, inf]``, and every comparison is
+    settled in float64 (correct, and slow).
+    """
+    g64 = (d + 4) * _U64
+    g32 = (d + 4) * _U32
+    G = 3.0 * (g32 + g64) + 16 * _U64 if g32 <= 1e-2 else np.inf
+    M = 1.0 + 2.0 * g64 + 16 * _U64
+    H = 2.0 * g64 + 16 * _U64
+    return G, M, H
+
+
+# ----------------------------------------------------------------------------------------
+# Kernels: plain Python functions here, compiled by _kernels() on first use. The names are
+# rebound in this module's namespace to the compiled dispatchers, so that kernels calling
+# kernels find the compiled versions when numba resolves their globals.
+# ----------------------------------------------------------------------------------------
+
+_TAU_UNIT = 2.0**-120  # absolute slack per feature for float32 underflow
+
+
+def _d64(X, i, C, j):
+    """The defining squared distance: float32 values widened to float64, 8 running
+    sums over the features ``t = l mod 8`` (in order), combined as a fixed tree,
+    then the tail, for row ``i`` of ``X`` and row ``j`` of ``C``.
+    No fast-math: the order is the one written here, on every machine."""
+    d = X.shape[1]
+    d8 = d - d % 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for t in range(0, d8, 8):
+        e0 = np.float64(X[i, t]) - np.float64(C[j, t])
+        e1 = np.float64(X[i, t + 1]) - np.float64(C[j, t + 1])
+        e2 = np.float64(X[i, t + 2]) - np.float64(C[j, t + 2])
+        e3 = np.float64(X[i, t + 3]) - np.float64(C[j, t + 3])
+        e4 = np.float64(X[i, t + 4]) - np.float64(C[j, t + 4])
+        e5 = np.float64(X[i, t + 5]) - np.float64(C[j, t + 5])
+        e6 = np.float64(X[i, t + 6]) - np.float64(C[j, t + 6])
+        e7 = np.float64(X[i, t + 7]) - np.float64(C[j, t + 7])
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        a4 += e4 * e4
+        a5 += e5 * e5
+        a6 += e6 * e6
+        a7 += e7 * e7
+    s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    for t in range(d8, d):
+        e = np.float64(X[i, t]) - np.float64(C[j, t])
+        s += e * e
+    return s
+
+
+def _sq_distance(X, i, C, j):
+    return _d64(X, i, C, j)
+
+
+#: The scalar definition, kept for the tests (compiled, it gives the same bits as the vector one).
+_d64_reference = _d64
+
+
+def _d32(X, i, C, j):
+    """A fast float32 squared distance (compiled with reassociation: any order), as float64."""
+    s = np.float32(0.0)
+    for t in range(X.shape[1]):
+        e = X[i, t] - C[j, t]
+        s += e * e
+    return np.float64(s)
+
+
+def _d32_batch(X, i, C, cand, q, out):
+    """``out[r] = _d32(X, i, C, cand[r])`` for ``r < q``: one call for all of a row's centres
+    (compiled with reassociation, like :func:`_d32`)."""
+    for r in range(q):
+        j = cand[r]
+        s = np.float32(0.0)
+        for t in range(X.shape[1]):
+            e = X[i, t] - C[j, t]
+            s += e * e
+        out[r] = np.float64(s)
+
+
+def _interval(a, G, tau):
+    """:func:`_approx`'s interval around a float32 distance ``a`` (``(-1, -1)`` on overflow)."""
+    if a <= 3.0e38:
+        lo = a - tau
+        if lo > 0.0:
+            lo *= 1.0 - G
+            if lo < 0.0:
+                lo = 0.0
+        else:
+            lo = 0.0
+        return lo, (a + tau) * (1.0 + G)
+    return -1.0, -1.0
+
+
+def _approx(X, i, C, j, G, tau):
+    """``(lo, hi)``: an interval that holds both the true squared distance and :func:`_d64`,
+    from the float32 distance; ``(-1, -1)`` on float32 overflow, where :func:`_exact` must
+    serve. (Kept apart from :func:`_exact`, and free of run-time switches: either makes this
+    hot function two to three times slower.) ``G = inf`` gives ``[0, inf]``: no information."""
+    a = _d32(X, i, C, j)
+    if a <= 3.0e38:  # float32 overflow otherwise
+        lo = a - tau
+        if lo > 0.0:
+            lo *= 1.0 - G
+            if lo < 0.0:
+                lo = 0.0
+        else:
+            lo = 0.0
+        return lo, (a + tau) * (1.0 + G)
+    return -1.0, -1.0
+
+
+def _exact(X, i, C, j, H):
+    """``(lo, hi, e)``: the float64 distance ``e`` and an interval around it that holds the
+    true squared distance."""
+    e = _d64(X, i, C, j)
+    return e * (1.0 - H), e * (1.0 + H), e
+
+
+def _f32_down(v):
+    """A float32 at most ``v`` (``v >= 0``), for storing lower bounds: 0 below float32's
+    normal range (where rounding is no longer relative), float32's largest finite value
+    above it."""
+    if v < 1e-37:
+        return np.float32(0.0)
+    if v > 3.0e38:
+        return np.float32(3.0e38)
+    return np.float32(v * (1.0 - 2.0**-22))  # rounding to nearest stays below v
+
+
+def _sqrt_up(v):
+    return math.sqrt(v) * _UP
+
+
+def _sqrt_dn(v):
+    if v <= 0.0:
+        return 0.0
+    return math.sqrt(v) * _DN
+
+
+def _assign_rows(
+    X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n, mv_row, mv_old
+):
+    """One Elkan assignment pass, in place: ``labels``, ``u`` (upper bound on the distance
+    to the own centre) and ``lbs`` (lower bounds, one per centre, stored lazily).
+
+    ``drift[j]`` (an upper bound on how far centre ``j`` moved since the last pass)
+    is added to ``u``. The lower bounds are not moved one by one: ``cum[j]`` is an
+    upper bound on the total path of centre ``j`` so far (its drifts added, rounded
+    up), and ``lbs[i, j]`` holds a bound set at some earlier pass plus ``cum[j]`` of
+    that time (rounded down, to float32: half the memory traffic); ``lbs[i, j] - cum[j]``
+    (rounded down) is then a lower bound now. So the pass reads each row's lower
+    bounds, and touches its features only when they do not rule out every centre.
+
+    Before the per-centre bounds, Hamerly's single one: ``L[i] - cm`` (rounded down)
+    is at most the distance to every other centre, stored the same lazy way with
+    ``cm`` an upper bound on the sum of the largest drift of each pass. It rules
+    out most rows for the price of one read.
+
+    ``half_cc[a, j]`` is at most half the distance between centres ``a`` and ``j``;
+    ``s[a]`` the smallest of those over ``j != a``. A row's surviving centres are
+    measured together (in float32), then compared: measuring them one after the
+    other, each decision waiting on the last distance, is several times slower.
+    ``stats[b]`` gets, for row block ``b``: rows left alone, float32 distances,
+    float64 distances. The rows of block ``b`` that changed cluster go to
+    ``mv_row[b * ROW_BLOCK:][:mv_n[b]]`` in row order, their old labels to ``mv_old``.
+    """
+    n = X.shape[0]
+    d = X.shape[1]
+    k = C.shape[0]
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    # Scratch space, one row per block (allocated here, not once per block in the loop).
+    cand_ = np.empty((n_blocks, k), dtype=np.intp)
+    lo_ = np.empty((n_blocks, k))
+    hi_ = np.empty((n_blocks, k))
+    ex_ = np.empty((n_blocks, k))
+    bound_ = np.empty((n_blocks, k))
+    todo_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
+    old_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
+    for b in numba_prange(n_blocks):
+        n_skip = 0
+        n_d32 = 0
+        n_d64 = 0
+        cand = cand_[b]
+        lo = lo_[b]
+        hi = hi_[b]
+        ex = ex_[b]
+        bound = bound_[b]
+        todo = todo_[b]
+        old_lab = old_[b]
+        # First the rows whose bounds rule out every other centre: they need no distance.
+        n_todo = 0
+        for i in range(b * ROW_BLOCK, min(n, (b + 1) * ROW_BLOCK)):
+            a = labels[i]
+            ua = (u[i] + drift[a]) * _UP
+            u[i] = ua
+            um = ua * M
+            if um < s[a] or um < (L[i] - cm) * _DN:
+                n_skip += 1
+                continue
+            m = 0
+            lmin = np.inf
+            for j in range(k):
+                lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+                bd = lbj if lbj > half_cc[a, j] else half_cc[a, j]
+                m += (not (um < bd)) & (j != a)  # a NaN bound rules nothing out
+                lmin = lbj if (lbj < lmin) & (j != a) else lmin
+            if m == 0:
+                L[i] = (lmin + cm) * _DN  # the per-centre bounds were tighter: keep their minimum
+                n_skip += 1
+                continue
+            todo[n_todo] = i
+            old_lab[n_todo] = a
+            n_todo += 1
+        # Then the others. They are scattered through X: each is fetched from memory a
+        # few rows ahead of its turn, or the pass waits on memory for every row.
+        for r in range(min(PREFETCH_ROWS, n_todo)):
+            for t in range(0, d, 16):
+                _prefetch(X, todo[r], t)
+        for r0 in range(n_todo):
+            if r0 + PREFETCH_ROWS < n_todo:
+                ip = todo[r0 + PREFETCH_ROWS]
+                for t in range(0, d, 16):
+                    _prefetch(X, ip, t)
+            i = todo[r0]
+            a = labels[i]
+            ua = u[i]
+            # Centres that the bounds do not rule out (written without data-dependent
+            # branches: mispredicted branches, not distances, dominate the late passes).
+            um = ua * M
+            m = 0
+            for j in range(k):
+                bd = (np.float64(lbs[i, j]) - cum[j]) * _DN
+                if half_cc[a, j] > bd:
+                    bd = half_cc[a, j]
+                bound[j] = bd
+                cand[m] = j
+                m += (not (um < bd)) & (j != a)
+            # The own centre's distance, and with it a tight upper bound.
+            la, ha = _approx(X, i, C, a, G, tau)
+            ea = -1.0
+            if ha < 0.0:
+                la, ha, ea = _exact(X, i, C, a, H)
+                n_d64 += 1
+            else:
+                n_d32 += 1
+            ua = _sqrt_up(ha)
+            um = ua * M
+            lbs[i, a] = _f32_down((_sqrt_dn(la) + cum[a]) * _DN)
+            # Measure the centres that still survive; a's interval goes last.
+            q = 0
+            for r in range(m):
+                j = cand[r]
+                cand[q] = j
+                q += not (um < bound[j])
+            _d32_batch(X, i, C, cand, q, ex)
+            for r in range(q):
+                lo[r], hi[r] = _interval(ex[r], G, tau)
+                ex[r] = -1.0
+            n_d32 += q
+            for r in range(q):
+                if hi[r] < 0.0:  # float32 overflow
+                    lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
+                    n_d32 -= 1
+                    n_d64 += 1
+                lbs[i, cand[r]] = _f32_down((_sqrt_dn(lo[r]) + cum[cand[r]]) * _DN)
+            if q > 0:
+                cand[q] = a
+                lo[q] = la
+                hi[q] = ha
+                ex[q] = ea
+                q += 1
+                # The smallest upper end; every centre whose interval reaches below it is a contender.
+                best = q - 1
+                for r in range(q - 1):
+                    best = r if hi[r] < hi[best] else best
+                n_cont = 0
+                for r in range(q):
+                    n_cont += lo[r] <= hi[best]
+                if n_cont > 1:  # the intervals cannot tell: settle it in float64
+                    best, n_new = _settle(X, i, C, cand, lo, hi, ex, q, H)
+                    n_d64 += n_new
+                a = cand[best]
+                labels[i] = a
+                ua = _sqrt_up(hi[best])
+            u[i] = ua
+            # Hamerly's bound afresh: the smallest lower bound over the other centres.
+            lmin = np.inf
+            for j in range(k):
+                lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+                lmin = lbj if (lbj < lmin) & (j != a) else lmin
+            L[i] = (lmin + cm) * _DN
+        stats[b, 0] = n_skip
+        stats[b, 1] = n_d32
+        stats[b, 2] = n_d64
+        # The rows that changed cluster (todo is in row order).
+        n_mv = 0
+        for r0 in range(n_todo):
+            i = todo[r0]
+            if labels[i] != old_lab[r0]:
+                mv_row[b * ROW_BLOCK + n_mv] = i
+                mv_old[b * ROW_BLOCK + n_mv] = old_lab[r0]
+                n_mv += 1
+        mv_n[b] = n_mv
+
+
+def _settle(X, i, C, cand, lo, hi, ex, q, H):
+    """Row ``i``'s nearest among the ``q`` measured centres ``cand[:q]`` by the float64
+    distance, ties to the lowest centre index; returns ``(position in cand, float64
+    distances computed)``. The contenders are the centres whose interval reaches below
+    the smallest upper end: any other is provably farther than the one with that end.
+    ``ex[r]`` is the float64 distance where known (else negative); it, ``lo`` and ``hi``
+    are filled in for the contenders."""
+    hb = hi[0]
+    for r in range(1, q):
+        if hi[r] < hb:
+            hb = hi[r]
+    best = -1
+    n_new = 0
+    for r in range(q):
+        if lo[r] <= hb:
+            if ex[r] < 0.0:
+                lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
+                n_new += 1
+            if best < 0 or ex[r] < ex[best] or (ex[r] == ex[best] and cand[r] < cand[best]):
+                best = r
+    return best, n_new
+
+
+def _centre_geometry(C, C_old, G, H, tau, drift, half_cc, s):
+    """Drift of each centre from ``C_old`` (upper bounds), half the centre-centre
+    distances and their row minima (lower bounds)."""
+    k = C.shape[0]
+    for j in range(k):
+        lo, hi = _approx(C, j, C_old, j, G, tau)
+        if not (0.0 <= hi < np.inf):
+            lo, hi, ex = _exact(C, j, C_old, j, H)
+        drift[j] = _sqrt_up(hi) if hi > 0.0 else 0.0
+    for a in range(k):
+        half_cc[a, a] = 0.0
+        for j in range(a + 1, k):
+            lo, hi = _approx(C, a, C, j, G, tau)
+            if not (0.0 <= hi < np.inf):
+                lo, hi, ex = _exact(C, a, C, j, H)
+            h = 0.5 * _sqrt_dn(lo) * _DN
+            half_cc[a, j] = h
+            half_cc[j, a] = h
+    for a in range(k):
+        m = np.inf
+        for j in range(k):
+            if j != a and half_cc[a, j] < m:
+                m = half_cc[a, j]
+        s[a] = m
+
+
+def _fresh_sums(X, labels, sums):
+    """``sums[c] = sum of the rows labelled c``, in float64, each element added in row order.
+
+    On the calling thread: the pass is bound by memory bandwidth (a second thread
+    gains nothing measurable), and a parallel region would wait, on a busy
+    machine, for its slowest thread."""
+    n, d = X.shape
+    sums[:, :] = 0.0
+    for i in range(n):
+        # Slices and a loop from 0: numba then vectorises the loop (about 4 times faster).
+        row = sums[labels[i], 0:d]
+        x = X[i, 0:d]
+        for t in range(d):
+            row[t] += np.float64(x[t])
+
+
+def _move_rows(X, rows, old, new, sums):
+    """Move ``rows[r]`` (in the order given) from cluster ``old[r]`` to ``new[r]`` in the
+    float64 sums: subtract, then add, row by row; each element's updates in row order.
+    On the calling thread, as :func:`_fresh_sums`: after the first iterations few rows move."""
+    d = X.shape[1]
+    for r in range(rows.shape[0]):
+        out = sums[old[r], 0:d]
+        into = sums[new[r], 0:d]
+        x = X[rows[r], 0:d]
+        for t in range(d):
+            v = np.float64(x[t])
+            out[t] -= v
+            into[t] += v
+
+
+def _own_sq_dist(X, C, labels, out):
+    """The float64 defining distance of each row to its own centre (parallel over rows)."""
+    n = X.shape[0]
+    for i in numba_prange(n):
+        out[i] = _d64(X, i, C, labels[i])
+
+
+def _collect_moved(mv_n, mv_row, mv_old, labels, counts):
+    """The rows that changed cluster in the last pass, in row order (the blocks' lists in
+    block order), with their old and new labels; ``counts`` is updated."""
+    total = 0
+    for b in range(mv_n.shape[0]):
+        total += mv_n[b]
+    rows = np.empty(total, dtype=np.intp)
+    old = np.empty(total, dtype=np.intp)
+    new = np.empty(total, dtype=np.intp)
+    m = 0
+    for b in range(mv_n.shape[0]):
+        for r in range(mv_n[b]):
+            i = mv_row[b * ROW_BLOCK + r]
+            rows[m] = i
+            old[m] = mv_old[b * ROW_BLOCK + r]
+            new[m] = labels[i]
+            counts[old[m]] -= 1
+            counts[new[m]] += 1
+            m += 1
+    return rows, old, new
+
+
+def _pick_donors(order, labels, counts, n_empty):
+    """The first ``n_empty`` points in ``order`` whose cluster can spare one (the rule of
+    :func:`aeclust._lloyd.pick_donors`)."""
+    left = counts.copy()
+    donors = np.empty(n_empty, dtype=np.intp)
+    m = 0
+    for r in range(order.shape[0]):
+        if m == n_empty:
+            break
+        p = order[r]
+        if left[labels[p]] > 1:
+            donors[m] = p
+            left[labels[p]] -= 1
+            m += 1
+    return donors[:m]
+
+
+def _row_from_dots(X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex):
+    """Row ``i``'s nearest centre from a float32 matrix product ``dots = X C^T``, exactly.
+
+    ``|fl(x.c) - x.c| <= gd |x| |c| / 2`` whatever the order of the sum, and the float64
+    arithmetic around it adds at most ``rel (|x|^2 + |c|^2)``: so every centre gets an
+    interval ``lo[j], hi[j]`` that holds its true and its float64 distance. Centres
+    whose interval reaches below the smallest upper end are measured again in float32
+    (the intersection of both intervals holds), and settled in float64 if that is not
+    enough. Returns ``(nearest, float32 distances, float64 distances)``; ``lo``/``hi``
+    are left filled in for every centre (``lo`` possibly negative: no bound), and
+    ``ex[nearest]`` holds the float64 distance if it was computed, else -1.
+    """
+    k = C.shape[0]
+    xs = x_sq[i]
+    xn = math.sqrt(xs)
+    hb = np.inf
+    check = 0.0
+    for j in range(k):
+        v = xs + c_sq[j] - 2.0 * np.float64(dots[i, j])
+        err = gd * xn * c_norm[j] + rel * (xs + c_sq[j]) + tau
+        lo[j] = v - err
+        hi[j] = v + err
+        hb = hi[j] if hi[j] < hb else hb
+        check += hi[j]  # inf or nan if any upper end is
+    # An overflow in the float32 product shows as inf or nan; beyond 1e37 it may be close.
+    if not (xs < 1e37 and check < np.inf):
+        for j in range(k):
+            lo[j] = 0.0
+            hi[j] = np.inf
+        hb = np.inf
+    # The contenders: centres whose interval reaches below the smallest upper end (the
+    # centre with that end is one). A single contender is the nearest centre.
+    best = 0
+    n_cont = 0
+    for j in range(k):
+        c = lo[j] <= hb
+        best = j if c else best
+        n_cont += c
+    if n_cont == 1:
+        ex[best] = -1.0
+        return best, 0, 0
+    for j in range(k):
+        cand[j] = j
+        ex[j] = -1.0
+        lo[j] = lo[j] if lo[j] > 0.0 else 0.0
+    n32 = 0
+    n64 = 0
+    for j in range(k):
+        if lo[j] <= hb:
+            l2, h2 = _approx(X, i, C, j, G, tau)
+            if h2 < 0.0:
+                l2, h2, ex[j] = _exact(X, i, C, j, H)
+                n64 += 1
+            else:
+                n32 += 1
+            if l2 > lo[j]:
+                lo[j] = l2
+            if h2 < hi[j]:
+                hi[j] = h2
+    best = 0
+    for j in range(1, k):
+        best = j if hi[j] < hi[best] else best
+    n_cont = 0
+    for j in range(k):
+        n_cont += lo[j] <= hi[best]
+    if n_cont > 1:
+        best, n_new = _settle(X, i, C, cand, lo, hi, ex, k, H)
+        n64 += n_new
+    return best, n32, n64
+
+
+def _assign_chunk_rows(X, C, dots, x_sq, c_sq, gd, rel, tau, G, H, labels, best_sq):
+    """:func:`assign_chunk`'s rows, one after the other, with the float64 distance to the
+    chosen centre."""
+    n = X.shape[0]
+    k = C.shape[0]
+    c_norm = np.sqrt(c_sq) * (1.0 + 4 * _U64)
+    cand = np.empty(k, dtype=np.intp)
+    lo = np.empty(k)
+    hi = np.empty(k)
+    ex = np.empty(k)
+    for i in range(n):
+        a, m32, m64 = _row_from_dots(
+            X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex
+        )
+        labels[i] = a
+        best_sq[i] = ex[a] if ex[a] >= 0.0 else _d64(X, i, C, a)
+
+
+def _row_sq_norms64(X, out):
+    """Squared norms in float64 (compiled with reassociation: any order, error at most
+    ``(d - 1) u64`` relative, which :func:`_product`'s bound allows for)."""
+    for i in range(X.shape[0]):
+        s = 0.0
+        for t in range(X.shape[1]):
+            v = np.float64(X[i, t])
+            s += v * v
+        out[i] = s
+
+
+def _pp_update(X, cand, closest, trial, sums):
+    """k-means++: ``trial[i, m] = min(closest[i], |x_i - X[cand[m]]|^2)`` (the float32 distance,
+    as float64), and ``sums[m]``: the column sums of ``trial`` over fixed row blocks, the blocks'
+    partial sums added in block order (the same bits for any thread count)."""
+    n = X.shape[0]
+    nt = cand.shape[0]
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    part = np.zeros((n_blocks, nt))
+    for b in numba_prange(n_blocks):
+        for i in range(b * ROW_BLOCK, min(n, (b + 1) * ROW_BLOCK)):
+            ci = closest[i]
+            for m in range(nt):
+                v = _d32(X, i, X, cand[m])
+                if ci < v:
+                    v = ci
+                trial[i, m] = v
+                part[b, m] += v
+    for m in range(nt):
+        sums[m] = 0.0
+    for b in range(n_blocks):
+        for m in range(nt):
+            sums[m] += part[b, m]
+
+
+def _pp_first(X, c0, closest):
+    n = X.shape[0]
+    for i in numba_prange(n):
+        closest[i] = _d32(X, i, X, c0)
+
+
+def numba_prange(n):  # replaced by numba.prange when the kernels are compiled
+    return range(n)
+
+
+def _prefetch(a, i, j):  # replaced by a compiled memory prefetch of a[i, j] (see _make_prefetch)
+    pass
+
+
+def _make_prefetch():
+    """A numba intrinsic: ``_prefetch(a, i, j)`` asks the CPU to fetch the cache line of
+    ``a[i, j]`` (LLVM's ``llvm.prefetch``: a read, kept in all cache levels); it changes no value."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, arr, i, j):
+        sig = types.void(arr, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            flags = [ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]  # read, keep, data
+            builder.call(fn, [builder.bitcast(ptr, i8p), *flags])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return prefetch
+
+
+def _make_d64_vector():
+    """:func:`_d64` as a numba intrinsic that keeps its 8 running sums in one 8-lane float64
+    vector: the same additions in the same order (lane ``l`` holds the features
+    ``t = l mod 8``; the lanes are combined as the same tree, then the tail), so the same
+    bits, 3 to 4 times faster. numba does not vectorise the scalar version: its
+    superword (SLP) vectoriser is off, and reassociating the sums, as fast-math
+    would, changes the result. Lane-wise IEEE operations, no fused multiply-add."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.core.errors import TypingError
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def d64(typingctx, X, i, C, j):
+        for a in (X, C):
+            if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+                    and a.dtype == types.float32):
+                raise TypingError("_d64 takes C-contiguous 2-d float32 arrays")
+        sig = types.float64(X, types.intp, C, types.intp)
+
+        def codegen(context, builder, signature, args):
+            xty, _, cty, _ = signature.args
+            xa = context.make_array(xty)(context, builder, args[0])
+            ca = context.make_array(cty)(context, builder, args[2])
+            intp = context.get_value_type(types.intp)
+            zero = ir.Constant(intp, 0)
+            xp = cgutils.get_item_pointer(context, builder, xty, xa, [args[1], zero])
+            cp = cgutils.get_item_pointer(context, builder, cty, ca, [args[3], zero])
+            d = cgutils.unpack_tuple(builder, xa.shape)[1]
+            d8 = builder.and_(d, ir.Constant(intp, -8))
+            f64 = ir.DoubleType()
+            v32 = ir.VectorType(ir.FloatType(), 8)
+            v64 = ir.VectorType(f64, 8)
+            acc = cgutils.alloca_once_value(builder, ir.Constant(v64, [0.0] * 8))
+            with cgutils.for_range_slice(builder, zero, d8, ir.Constant(intp, 8), intp) as (t, _):
+                vx = builder.load(builder.bitcast(builder.gep(xp, [t]), v32.as_pointer()), align=4)
+                vc = builder.load(builder.bitcast(builder.gep(cp, [t]), v32.as_pointer()), align=4)
+                e = builder.fsub(builder.fpext(vx, v64), builder.fpext(vc, v64))
+                builder.store(builder.fadd(builder.load(acc), builder.fmul(e, e)), acc)
+            a = builder.load(acc)
+            lane = [builder.extract_element(a, ir.Constant(ir.IntType(32), m)) for m in range(8)]
+            total = builder.fadd(
+                builder.fadd(builder.fadd(lane[0], lane[1]), builder.fadd(lane[2], lane[3])),
+                builder.fadd(builder.fadd(lane[4], lane[5]), builder.fadd(lane[6], lane[7])),
+            )
+            acc1 = cgutils.alloca_once_value(builder, total)
+            with cgutils.for_range_slice(builder, d8, d, ir.Constant(intp, 1), intp) as (t, _):
+                x = builder.fpext(builder.load(builder.gep(xp, [t])), f64)
+                c = builder.fpext(builder.load(builder.gep(cp, [t])), f64)
+                e = builder.fsub(x, c)
+                builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
+            return builder.load(acc1)
+
+        return sig, codegen
+
+    return d64
+
+
+_PARALLEL = ("_assign_rows", "_own_sq_dist", "_pp_update", "_pp_first")
+_SERIAL = ("_sq_distance", "_interval", "_approx", "_exact", "_settle", "_f32_down", "_sqrt_up", "_sqrt_dn",
+           "_centre_geometry", "_collect_moved", "_pick_donors", "_row_from_dots", "_assign_chunk_rows",
+           "_fresh_sums", "_move_rows")
+_FAST = ("_d32", "_d32_batch", "_row_sq_norms64")
+
+_build_lock = threading.Lock()
+_compiled = False
+
+
+def _kernels():
+    """Compile (or load from numba's on-disk cache) the kernels; once per process."""
+    global _compiled
+    if _compiled:
+        return
+    with _build_lock:
+        if _compiled:
+            return
+        import numba
+
+        g = globals()
+        g["numba_prange"] = numba.prange
+        g["_prefetch"] = _make_prefetch()
+        g["_d64"] = _make_d64_vector()
+        for name in _FAST:
+            g[name] = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(g[name])
+        for name in _SERIAL:
+            g[name] = numba.njit(cache=True, nogil=True)(g[name])
+        for name in _PARALLEL:
+            g[name] = numba.njit(cache=True, nogil=True, parallel=True)(g[name])
+        _compiled = True
+
+
+# ----------------------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _threads():
+    """numba's threads for one call: ``cpu_count()``, capped at numba's pool size.
+
+    numba's ``workqueue`` layer (used when neither OpenMP nor TBB is available)
+    must not be entered from two threads at once: calls are then serialised.
+    """
+    import numba
+
+    from ._pairwise import cpu_count
+
+    n = max(1, min(cpu_count(), numba.config.NUMBA_NUM_THREADS))
+    layer = getattr(numba.config, "THREADING_LAYER", "default")
+    serial = layer == "workqueue"
+    try:
+        serial = serial or numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel region has run yet: be careful the first time
+        serial = True
+    lock = _pool_lock if serial else contextlib.nullcontext()
+    with lock:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            yield n
+        finally:
+            numba.set_num_threads(previous)
+
+
+# ----------------------------------------------------------------------------------------
+# Public functions
+# ----------------------------------------------------------------------------------------
+
+
+def _as_f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def sq_distance(x: np.ndarray, c: np.ndarray) -> float:
+    """The defining squared distance between two float32 vectors (float64; see the module notes)."""
+    _kernels()
+    return float(_sq_distance(_as_f32(x).reshape(1, -1), 0, _as_f32(c).reshape(1, -1), 0))
+
+
+def _geometry(C, C_old, G, H, tau):
+    k = C.shape[0]
+    drift = np.empty(k)
+    half_cc = np.empty((k, k))
+    s = np.empty(k)
+    _centre_geometry(C, C_old, G, H, tau, drift, half_cc, s)
+    return drift, half_cc, s
+
+
+def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, stats=None):
+    """Run Lloyd's algorithm from ``centers`` until no assignment changes.
+
+    The contract of :func:`aeclust._lloyd.lloyd`: returns ``(labels, centers,
+    n_iter, converged, n_empty_total)``; ``n_iter`` counts centre updates, the last
+    followed by an assignment that changed nothing; centres that come out exactly
+    as before also end the loop; an empty cluster takes the point farthest from
+    its centre (float64 defining distance, ties to the lower row) among the
+    clusters that can spare one, several empty clusters the next-farthest
+    points, in cluster order. ``callback(it, labels, centers)`` after each
+    assignment (copies).
+
+    Every pass is :func:`_assign_rows`; the first, with no bounds yet, measures
+    every centre (in float32, settling near ties in float64).
+
+    ``stats``, if a list, receives one dict per assignment pass: ``rows_skipped``
+    (rows whose bounds ruled out every other centre, so that no distance was
+    computed), ``d32`` and ``d64`` (distances computed in float32 and float64),
+    and ``n``, ``k``.
+    """
+    _kernels()
+    X = _as_f32(X)
+    C = np.array(centers, dtype=np.float32, order="C", copy=True)
+    n, d = X.shape
+    k = C.shape[0]
+    G, M, H = _margins(d)
+    tau = d * _TAU_UNIT
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    block_stats = np.zeros((n_blocks, 3), dtype=np.int64)
+
+    def record():
+        if stats is not None:
+            tot = block_stats.sum(axis=0)
+            stats.append({"n": n, "k": k, "rows_skipped": int(tot[0]), "d32": int(tot[1]),
+                          "d64": int(tot[2])})
+
+    with _threads():
+        labels = np.zeros(n, dtype=np.intp)  # assigned in place, pass after pass
+        u = np.full(n, np.inf)
+        lbs = np.zeros((n, k), dtype=np.float32)
+        cum = np.zeros(k)  # upper bounds on each centre's total path
+        L = np.zeros(n)  # Hamerly's bound, stored with cm as lbs with cum
+        cm = 0.0
+        mv_n = np.zeros(n_blocks, dtype=np.intp)
+        mv_row = np.empty(n, dtype=np.intp)
+        mv_old = np.empty(n, dtype=np.intp)
+        # The first assignment: the same pass with no bounds yet (u infinite, every lower
+        # bound 0), which measures every centre. (A BLAS product is no faster here at k = 10,
+        # and OpenBLAS's threads keep spinning for a while after it, taking a core from
+        # numba's threads for the passes that follow.)
+        nothing = np.zeros(k)
+        _assign_rows(X, C, labels, u, lbs, cum, L, cm, nothing, np.zeros((k, k)), np.full(k, -1.0),
+                     G, H, M, tau, block_stats, mv_n, mv_row, mv_old)
+        record()
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros((k, d))
+        have_sums = False
+        previous = None
+        n_empty_total = 0
+
+        def update(have_sums):
+            """update_centers, in place on ``labels`` and ``counts``: returns (new centres, the
+            labels before any empty cluster took a point, n_empty, have_sums)."""
+            n_empty = int(np.count_nonzero(counts == 0))
+            before = labels
+            if n_empty:
+                own = np.empty(n)
+                _own_sq_dist(X, C, labels, own)
+                order = np.argsort(-own, kind="stable")
+                by_rank = _pick_donors(order, labels, counts, n_empty)
+                donors = np.sort(by_rank)
+                before = labels.copy()
+                # The farthest donor goes to the first empty cluster, and so on.
+                labels[by_rank] = np.flatnonzero(counts == 0)[: len(by_rank)]
+                counts[:] = np.bincount(labels, minlength=k)
+                if have_sums:
+                    _move_rows(X, donors, before[donors], labels[donors], sums)
+                u[donors] = np.inf  # their own centre changed: no bound holds
+            if not have_sums:
+                _fresh_sums(X, labels, sums)
+                have_sums = True
+            new_c = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+            return new_c, before, n_empty, have_sums
+
+        for it in range(1, max_iter + 1):
+            new_c, before, n_empty, have_sums = update(have_sums)
+            n_empty_total += n_empty
+            if previous is not None and np.array_equal(new_c, previous):
+                return before, new_c, it, True, n_empty_total
+            drift, half_cc, s = _geometry(new_c, C, G, H, tau)
+            cum = (cum + drift) * _UP
+            cm = (cm + float(drift.max())) * _UP
+            C = new_c
+            _assign_rows(X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, block_stats,
+                         mv_n, mv_row, mv_old)
+            record()
+            if callback is not None:
+                callback(it, labels.copy(), C.copy())
+            moved, old, new = _collect_moved(mv_n, mv_row, mv_old, labels, counts)
+            if len(moved) == 0:
+                return labels, C, it, True, n_empty_total
+            if len(moved) > n // 4:
+                have_sums = False
+            else:
+                _move_rows(X, moved, old, new, sums)
+            previous = C
+        # Not converged: the centres are brought in line with the last assignment.
+        new_c, before, n_empty, have_sums = update(have_sums)
+    return labels, new_c, max_iter, False, n_empty_total + n_empty
+
+
+def assign_chunk(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of each row of one chunk, and the squared distance to it.
+
+    Returns ``(labels, sq_dists)``: labels (intp) by the defining float64 distance
+    (:func:`sq_distance`, ties to the lowest index), exactly as :func:`lloyd`
+    assigns them; ``sq_dists`` (float64) that distance to the chosen centre. One
+    float32 matrix product ranks the centres, with a proven error bound; rows
+    where it cannot tell are settled in float64. Single-threaded and releases
+    the GIL (for Dask's threads); the BLAS product runs on however many threads
+    BLAS has (its bits do not reach the results).
+    """
+    _kernels()
+    x = _as_f32(x)
+    C = _as_f32(centers)
+    n, d = x.shape
+    labels = np.empty(n, dtype=np.intp)
+    best = np.empty(n)
+    if n == 0:
+        return labels, best
+    dots, x_sq, c_sq, gd, rel, tau = _product(x, C)
+    G, _, H = _margins(d)
+    _assign_chunk_rows(x, C, dots, x_sq, c_sq, gd, rel, tau, G, H, labels, best)
+    return labels, best
+
+
+def _product(X, C):
+    """``X C^T`` in float32 (BLAS), the squared norms in float64, and the error terms of
+    :func:`_row_from_dots`."""
+    n, d = X.shape
+    x_sq = np.empty(n)
+    c_sq = np.empty(C.shape[0])
+    _row_sq_norms64(X, x_sq)
+    _row_sq_norms64(C, c_sq)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured again
+        dots = np.ascontiguousarray(X @ C.T, dtype=np.float32)
+    # |fl(x.c) - x.c| <= gamma_d sum |x_t c_t| <= gamma_d |x| |c| in any order, with or without
+    # FMA; doubled (the product enters twice), 2 % to spare for the float64 sqrt and products.
+    gd = 2.0 * 1.02 * (d * _U32) / (1.0 - d * _U32) if d * _U32 < 0.5 else np.inf
+    # The norms (float64 sums) and the two float64 additions; and the float64 distance's own error.
+    rel = 8.0 * (d + 4) * _U64 + 32 * _U64
+    return dots, x_sq, c_sq, gd, rel, d * _TAU_UNIT
+
+
+def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ with the random draws of ``aeclust.kmeans._init_kmeans_plus_plus``:
+    each new centre is the best of ``2 + log(k)`` D^2-sampled candidates.
+
+    The same calls on ``rng`` in the same order. The distances are float32 sums of
+    squared differences (the numpy version expands ``|x|^2 - 2 x.c + |c|^2`` in a
+    float32 matrix product), so a draw that falls within rounding of a boundary
+    between two points could pick the other one. Each distance is computed by one
+    thread in one fixed way, and the candidates' potentials are summed over fixed
+    row blocks in block order: the same bits for any thread count. (The float32
+    sum is added in the order the compiler vectorises it in, which depends on the
+    CPU's instruction set, as a BLAS product's does.)
+    """
+    _kernels()
+    X = _as_f32(X)
+    n = X.shape[0]
+    n_trials = 2 + int(math.log(k))
+    centers = np.empty((k, X.shape[1]), dtype=X.dtype)
+    with _threads():
+        first = int(rng.integers(n))
+        centers[0] = X[first]
+        closest = np.empty(n)
+        _pp_first(X, first, closest)
+        trial = np.empty((n, n_trials))
+        sums = np.empty(n_trials)
+        for c in range(1, k):
+            total = closest.sum()
+            if total <= 0:
+                candidates = rng.integers(n, size=n_trials)
+            else:
+                candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * total)
+                candidates = np.minimum(candidates, n - 1)
+            candidates = np.ascontiguousarray(candidates, dtype=np.intp)
+            _pp_update(X, candidates, closest, trial, sums)
+            pick = int(np.argmin(sums))
+            centers[c] = X[candidates[pick]]
+            closest = trial[:, pick].copy()
+    return centers
+
+
+def warm_up() -> float:
+    """Compile (or load from the disk cache) every kernel on tiny data; returns the seconds it took."""
+    t = time.perf_counter()
+    _kernels()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 9)).astype(np.float32)
+    init = X[:4].copy()
+    init[3] = init[2]  # twin centres: an empty cluster, so that its code is compiled too
+    lloyd(X, init, 5)
+    assign_chunk(X, X[:3])
+    kmeans_plus_plus(X, 3, np.random.default_rng(0))
+    sq_distance(X[0], X[1])
+    return time.perf_counter() - t
