@@ -238,6 +238,117 @@ def _sqrt_dn(v):
     return math.sqrt(v) * _DN
 
 
+def _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, lo_row, hi_row, todo, old_lab):
+    """The first part of :func:`_assign_rows` for rows ``lo_row:hi_row``: moves each row's
+    upper bound by its centre's drift, leaves alone the rows whose bounds rule out every
+    other centre (they need no distance), and queues the others in ``todo`` (row order)
+    with their labels in ``old_lab``. Returns ``(n_todo, n_skip)``."""
+    k = lbs.shape[1]
+    n_skip = 0
+    n_todo = 0
+    for i in range(lo_row, hi_row):
+        a = labels[i]
+        ua = (u[i] + drift[a]) * _UP
+        u[i] = ua
+        um = ua * M
+        if um < s[a] or um < (L[i] - cm) * _DN:
+            n_skip += 1
+            continue
+        m = 0
+        lmin = np.inf
+        for j in range(k):
+            lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+            bd = lbj if lbj > half_cc[a, j] else half_cc[a, j]
+            m += (not (um < bd)) & (j != a)  # a NaN bound rules nothing out
+            lmin = lbj if (lbj < lmin) & (j != a) else lmin
+        if m == 0:
+            L[i] = (lmin + cm) * _DN  # the per-centre bounds were tighter: keep their minimum
+            n_skip += 1
+            continue
+        todo[n_todo] = i
+        old_lab[n_todo] = a
+        n_todo += 1
+    return n_todo, n_skip
+
+
+def _measure_row(X, C, i, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau, cand, lo, hi, ex, bound):
+    """The second part of :func:`_assign_rows` for one queued row ``i``: measures the
+    centres its bounds do not rule out, assigns it, and renews its bounds (``u[i]``,
+    ``lbs[i]``, ``L[i]``). ``cand``, ``lo``, ``hi``, ``ex``, ``bound``: scratch space of
+    ``k`` entries. Returns ``(float32 distances, float64 distances)`` computed."""
+    k = C.shape[0]
+    n_d32 = 0
+    n_d64 = 0
+    a = labels[i]
+    ua = u[i]
+    # Centres that the bounds do not rule out (written without data-dependent
+    # branches: mispredicted branches, not distances, dominate the late passes).
+    um = ua * M
+    m = 0
+    for j in range(k):
+        bd = (np.float64(lbs[i, j]) - cum[j]) * _DN
+        if half_cc[a, j] > bd:
+            bd = half_cc[a, j]
+        bound[j] = bd
+        cand[m] = j
+        m += (not (um < bd)) & (j != a)
+    # The own centre's distance, and with it a tight upper bound.
+    la, ha = _approx(X, i, C, a, G, tau)
+    ea = -1.0
+    if ha < 0.0:
+        la, ha, ea = _exact(X, i, C, a, H)
+        n_d64 += 1
+    else:
+        n_d32 += 1
+    ua = _sqrt_up(ha)
+    um = ua * M
+    lbs[i, a] = _f32_down((_sqrt_dn(la) + cum[a]) * _DN)
+    # Measure the centres that still survive; a's interval goes last.
+    q = 0
+    for r in range(m):
+        j = cand[r]
+        cand[q] = j
+        q += not (um < bound[j])
+    _d32_batch(X, i, C, cand, q, ex)
+    for r in range(q):
+        lo[r], hi[r] = _interval(ex[r], G, tau)
+        ex[r] = -1.0
+    n_d32 += q
+    for r in range(q):
+        if hi[r] < 0.0:  # float32 overflow
+            lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
+            n_d32 -= 1
+            n_d64 += 1
+        lbs[i, cand[r]] = _f32_down((_sqrt_dn(lo[r]) + cum[cand[r]]) * _DN)
+    if q > 0:
+        cand[q] = a
+        lo[q] = la
+        hi[q] = ha
+        ex[q] = ea
+        q += 1
+        # The smallest upper end; every centre whose interval reaches below it is a contender.
+        best = q - 1
+        for r in range(q - 1):
+            best = r if hi[r] < hi[best] else best
+        n_cont = 0
+        for r in range(q):
+            n_cont += lo[r] <= hi[best]
+        if n_cont > 1:  # the intervals cannot tell: settle it in float64
+            best, n_new = _settle(X, i, C, cand, lo, hi, ex, q, H)
+            n_d64 += n_new
+        a = cand[best]
+        labels[i] = a
+        ua = _sqrt_up(hi[best])
+    u[i] = ua
+    # Hamerly's bound afresh: the smallest lower bound over the other centres.
+    lmin = np.inf
+    for j in range(k):
+        lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+        lmin = lbj if (lbj < lmin) & (j != a) else lmin
+    L[i] = (lmin + cm) * _DN
+    return n_d32, n_d64
+
+
 def _assign_rows(
     X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n, mv_row, mv_old
 ):
@@ -278,7 +389,6 @@ def _assign_rows(
     todo_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
     old_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
     for b in numba_prange(n_blocks):
-        n_skip = 0
         n_d32 = 0
         n_d64 = 0
         cand = cand_[b]
@@ -289,29 +399,8 @@ def _assign_rows(
         todo = todo_[b]
         old_lab = old_[b]
         # First the rows whose bounds rule out every other centre: they need no distance.
-        n_todo = 0
-        for i in range(b * ROW_BLOCK, min(n, (b + 1) * ROW_BLOCK)):
-            a = labels[i]
-            ua = (u[i] + drift[a]) * _UP
-            u[i] = ua
-            um = ua * M
-            if um < s[a] or um < (L[i] - cm) * _DN:
-                n_skip += 1
-                continue
-            m = 0
-            lmin = np.inf
-            for j in range(k):
-                lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
-                bd = lbj if lbj > half_cc[a, j] else half_cc[a, j]
-                m += (not (um < bd)) & (j != a)  # a NaN bound rules nothing out
-                lmin = lbj if (lbj < lmin) & (j != a) else lmin
-            if m == 0:
-                L[i] = (lmin + cm) * _DN  # the per-centre bounds were tighter: keep their minimum
-                n_skip += 1
-                continue
-            todo[n_todo] = i
-            old_lab[n_todo] = a
-            n_todo += 1
+        n_todo, n_skip = _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, b * ROW_BLOCK,
+                                     min(n, (b + 1) * ROW_BLOCK), todo, old_lab)
         # Then the others. They are scattered through X: each is fetched from memory a
         # few rows ahead of its turn, or the pass waits on memory for every row.
         for r in range(min(PREFETCH_ROWS, n_todo)):
@@ -323,73 +412,10 @@ def _assign_rows(
                 for t in range(0, d, 16):
                     _prefetch(X, ip, t)
             i = todo[r0]
-            a = labels[i]
-            ua = u[i]
-            # Centres that the bounds do not rule out (written without data-dependent
-            # branches: mispredicted branches, not distances, dominate the late passes).
-            um = ua * M
-            m = 0
-            for j in range(k):
-                bd = (np.float64(lbs[i, j]) - cum[j]) * _DN
-                if half_cc[a, j] > bd:
-                    bd = half_cc[a, j]
-                bound[j] = bd
-                cand[m] = j
-                m += (not (um < bd)) & (j != a)
-            # The own centre's distance, and with it a tight upper bound.
-            la, ha = _approx(X, i, C, a, G, tau)
-            ea = -1.0
-            if ha < 0.0:
-                la, ha, ea = _exact(X, i, C, a, H)
-                n_d64 += 1
-            else:
-                n_d32 += 1
-            ua = _sqrt_up(ha)
-            um = ua * M
-            lbs[i, a] = _f32_down((_sqrt_dn(la) + cum[a]) * _DN)
-            # Measure the centres that still survive; a's interval goes last.
-            q = 0
-            for r in range(m):
-                j = cand[r]
-                cand[q] = j
-                q += not (um < bound[j])
-            _d32_batch(X, i, C, cand, q, ex)
-            for r in range(q):
-                lo[r], hi[r] = _interval(ex[r], G, tau)
-                ex[r] = -1.0
-            n_d32 += q
-            for r in range(q):
-                if hi[r] < 0.0:  # float32 overflow
-                    lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
-                    n_d32 -= 1
-                    n_d64 += 1
-                lbs[i, cand[r]] = _f32_down((_sqrt_dn(lo[r]) + cum[cand[r]]) * _DN)
-            if q > 0:
-                cand[q] = a
-                lo[q] = la
-                hi[q] = ha
-                ex[q] = ea
-                q += 1
-                # The smallest upper end; every centre whose interval reaches below it is a contender.
-                best = q - 1
-                for r in range(q - 1):
-                    best = r if hi[r] < hi[best] else best
-                n_cont = 0
-                for r in range(q):
-                    n_cont += lo[r] <= hi[best]
-                if n_cont > 1:  # the intervals cannot tell: settle it in float64
-                    best, n_new = _settle(X, i, C, cand, lo, hi, ex, q, H)
-                    n_d64 += n_new
-                a = cand[best]
-                labels[i] = a
-                ua = _sqrt_up(hi[best])
-            u[i] = ua
-            # Hamerly's bound afresh: the smallest lower bound over the other centres.
-            lmin = np.inf
-            for j in range(k):
-                lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
-                lmin = lbj if (lbj < lmin) & (j != a) else lmin
-            L[i] = (lmin + cm) * _DN
+            c32, c64 = _measure_row(X, C, i, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau,
+                                    cand, lo, hi, ex, bound)
+            n_d32 += c32
+            n_d64 += c64
         stats[b, 0] = n_skip
         stats[b, 1] = n_d32
         stats[b, 2] = n_d64
@@ -756,6 +782,7 @@ def _make_d64_vector():
 
 _PARALLEL = ("_assign_rows", "_own_sq_dist", "_pp_update", "_pp_first")
 _SERIAL = ("_sq_distance", "_interval", "_approx", "_exact", "_settle", "_f32_down", "_sqrt_up", "_sqrt_dn",
+           "_queue_rows", "_measure_row",
            "_centre_geometry", "_collect_moved", "_pick_donors", "_row_from_dots", "_assign_chunk_rows",
            "_fresh_sums", "_move_rows")
 _FAST = ("_d32", "_d32_batch", "_row_sq_norms64")
