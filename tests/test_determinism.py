@@ -253,7 +253,7 @@ def test_run_twice_gives_the_same_results(fake_cifar, tmp_path, monkeypatch):
 
     for name, threads in (("a", "1"), ("b", "4")):
         monkeypatch.setenv(_pairwise.THREADS_ENV, threads)
-        assert main(["run", "--out", str(tmp_path / name), "--epochs", "2", "--device", "cpu", "--quiet"]) == 0
+        assert main(["run", "--out", str(tmp_path / name), "--epochs", "2", "--device", "cpu", "--map", "--quiet"]) == 0
     a, b = tmp_path / "a", tmp_path / "b"
     assert _stable(a / "results.json") == _stable(b / "results.json")
     for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy", "pixels/silhouette.npy",

@@ -37,7 +37,7 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def small_run(cifar_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "study"
-    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), *SMALL]) == 0
+    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), *SMALL, "--map"]) == 0
     return out
 
 
@@ -78,6 +78,15 @@ def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
         assert set(fs["external"]) == {"acc", "nmi", "ari", "purity"}
         assert 0.1 <= fs["external"]["acc"] <= 1
     assert "torch" in r["versions"]
+
+
+def test_the_map_is_drawn_only_when_asked_for(cifar_dir, tmp_path):
+    out = tmp_path / "nomap"
+    assert main(["run", "--out", str(out), "--data-dir", str(cifar_dir), "--feature-sets", "pixels",
+                 "--test-limit", "200", "--quiet"]) == 0
+    assert not (out / "pixels" / "map.npy").exists() and not (out / "figures" / "map_pixels.png").exists()
+    assert "aeclust run --map" in (out / "report.html").read_text()
+    assert json.loads((out / "results.json").read_text())["config"]["map"] is False
 
 
 def test_silhouettes_saved_are_those_of_the_fused_pass(small_run):

@@ -131,7 +131,7 @@ def digits_run(tmp_path_factory) -> Path:
     from aeclust.cli import main
 
     out = tmp_path_factory.mktemp("digits") / "run"
-    assert main(["run", "--dataset", "digits", "--epochs", "1", "--train-limit", "300", "--test-limit", "300",
+    assert main(["run", "--dataset", "digits", "--map", "--epochs", "1", "--train-limit", "300", "--test-limit", "300",
                  "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     return out
 

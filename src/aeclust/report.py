@@ -786,8 +786,8 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
                                    f"How the true classes spread over the clusters of {fs['description']}"))
 
     map_note = (f"No map of {', '.join(missing_maps)}: the run holds no map.npy for "
-                f"{'it' if len(missing_maps) == 1 else 'them'} (a run from an older aeclust, "
-                "or features without spread)." if missing_maps else "")
+                f"{'it' if len(missing_maps) == 1 else 'them'} (maps are drawn with 'aeclust run --map'; "
+                "features without spread have none)." if missing_maps else "")
     sections = [("Autoencoder", autoencoder_figs), ("Learned features", learned_figs),
                 ("Silhouette per cluster", silhouette_figs), ("Clusters", cluster_figs),
                 ("Maps", map_figs, map_note), ("Clusters against classes", confusion_figs)]
