@@ -128,6 +128,17 @@ def test_identical_points_are_at_distance_exactly_zero():
     assert silhouette_score(X * 1e-3, y) == pytest.approx(-22 / 24, abs=1e-7)
 
 
+def test_duplicate_ids_group_equal_rows_only_even_when_hashes_collide(monkeypatch):
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [-0.0, 5.0], [0.0, 5.0], [3.0, 4.5]])
+    ids = metrics._duplicate_ids(X)
+    assert list(ids) == [0, 1, 0, 3, 3, 5]
+    assert metrics._duplicate_ids(X[[0, 1, 3, 5]]) is None
+    # Every row hashing alike must not merge different rows: the full comparison decides.
+    monkeypatch.setattr(metrics, "hash", lambda _: 7, raising=False)
+    assert list(metrics._duplicate_ids(X)) == [0, 1, 0, 3, 3, 5]
+    assert metrics._duplicate_ids(X[[0, 1, 3, 5]]) is None
+
+
 # -- the kernels the in-memory pass and the Dask tasks share --------------------------------
 
 

@@ -283,6 +283,19 @@ def _extremes_along_rows(D2: np.ndarray, starting: np.ndarray, r_first: int, r_e
     return lo, hi
 
 
+def _band_sums(D: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Column sums of each band of rows ``edges[b]:edges[b + 1]``, shape ``(bands, columns)``.
+
+    The same sums as ``np.add.reduceat(D, edges[:-1], axis=0)``, which numpy runs
+    as a strided loop: 3.6 ms for a 1024 x 1024 block here, against 0.08 ms for
+    these contiguous ``sum(axis=0)`` (each column summed down its rows in order).
+    """
+    out = np.empty((len(edges) - 1, D.shape[1]), dtype=D.dtype)
+    for b in range(len(edges) - 1):
+        D[edges[b] : edges[b + 1]].sum(axis=0, out=out[b])
+    return out
+
+
 class _PairResults:
     """The per-point results of :func:`pair_stats`, filled in by blocks that finish in any order.
 
@@ -388,9 +401,10 @@ def pair_stats(
                 cols = _extremes_along_rows(D2.T, starting, c_first, c_edges, i0, i1)
         if sums:
             D = np.sqrt(D2, out=D2)
-            # Per-cluster sums are sums over contiguous slices: one reduceat per axis.
+            # Per-cluster sums are sums over contiguous slices: a reduceat along the rows,
+            # contiguous column sums per band of rows.
             row_sums = np.add.reduceat(D, c_edges[:-1], axis=1)
-            col_sums = None if diagonal else np.add.reduceat(D, r_edges[:-1], axis=0).T
+            col_sums = None if diagonal else _band_sums(D, r_edges).T
         out.add(i0 // tile, j0 // tile, c_first, row_sums, rows)
         if not diagonal:
             out.add(j0 // tile, i0 // tile, r_first, col_sums, cols)

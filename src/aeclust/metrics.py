@@ -28,6 +28,9 @@ from . import _pairwise
 from ._validation import check_array, check_labels
 from .errors import InvalidInputError
 
+#: Rows per chunk where the whole data is read once in pieces (centring, hashing).
+_CHUNK_ROWS = 512
+
 __all__ = ["silhouette_score", "silhouette_samples", "dunn_index", "cluster_quality", "ClusterQuality",
            "SilhouetteEstimate"]
 
@@ -92,9 +95,14 @@ class _Sorted:
         self.counts = np.bincount(self.codes, minlength=self.k)
         self.X = X[self.order]  # the input precision, for the exact re-measurement
         # Centring costs nothing in distance and shrinks the norms, and with them
-        # the cancellation error of |x|^2 - 2 x.y + |y|^2.
+        # the cancellation error of |x|^2 - 2 x.y + |y|^2. Done in row chunks: whole-array
+        # temporaries (a float64 copy is 80 MB for the CIFAR pixels) cost more in fresh
+        # memory pages than in arithmetic.
         mean = self.X.mean(axis=0, dtype=np.float64)
-        self.X32 = np.ascontiguousarray(self.X - mean, dtype=np.float32)
+        self.X32 = np.empty(X.shape, dtype=np.float32)
+        for start in range(0, X.shape[0], _CHUNK_ROWS):
+            rows = self.X[start : start + _CHUNK_ROWS]
+            np.subtract(rows, mean, out=self.X32[start : start + len(rows)], casting="same_kind")
         # Identical points (duplicate images, codes that a ReLU sent to zero) must be at
         # distance exactly 0; ids shared by identical rows, or None when there are none.
         self.duplicates = _duplicate_ids(self.X)
@@ -146,26 +154,26 @@ class _Sorted:
         the blocks are shared out to threads with single-threaded BLAS (the
         products have only a handful of rows, which threaded BLAS runs poorly).
         """
-        X = self.X
+        n = len(self.codes)
         step = 4096  # columns per task: a 256 x 4096 float64 block of distances is 8 MiB
 
         def block(task):
             start, c0 = task
             r = rows[start : start + 256]
-            Xr = X[r].astype(np.float64)
-            Xc = X[c0 : c0 + step].astype(np.float64, copy=False)
+            Xr = self.X[r].astype(np.float64)
+            Xc = self.X[c0 : c0 + step].astype(np.float64, copy=False)
             value, i, j = _pairwise.extreme_sq_distance64(
                 Xr, _pairwise.sq_norms64(Xr), self.codes[r],
                 Xc, _pairwise.sq_norms64(Xc), self.codes[c0 : c0 + step], same_cluster=same_cluster)
             return value, (r[i], c0 + j)
 
-        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, X.shape[0], step)]
+        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, n, step)]
         with _pairwise.Workers() as pool:
             found = pool.map(block, tasks)
         # The first of the best, in task order: the same pair whatever the number of threads.
         values = np.array([v for v, _ in found])
         i, j = found[int(np.argmax(values) if same_cluster else np.argmin(values))][1]
-        return _pairwise.distance64(X[i].astype(np.float64), X[j].astype(np.float64))
+        return _pairwise.distance64(self.X[i].astype(np.float64), self.X[j].astype(np.float64))
 
 
 def check_cluster_count(k: int, n_samples: int, *, min_clusters: int = 2,
@@ -253,11 +261,30 @@ def near_extremes(min_inter_sq: np.ndarray, max_intra_sq: np.ndarray,
 
 
 def _duplicate_ids(X: np.ndarray) -> np.ndarray | None:
-    """An id per row, shared only by identical rows; None when all rows differ."""
-    rows = np.ascontiguousarray(X + 0.0)  # + 0.0 turns -0.0 into 0.0, which it equals
+    """An id per row of ``X``, shared only by identical rows; None when all rows differ.
+
+    Rows are hashed first (cheap, and equal rows hash equal); only rows whose hash
+    another row shares are compared in full, so a hash collision cannot merge two
+    different rows.
+    """
+    n = X.shape[0]
+    hashes = np.empty(n, dtype=np.int64)
+    for start in range(0, n, _CHUNK_ROWS):
+        # + 0.0 turns -0.0 into 0.0, which it equals
+        chunk = np.ascontiguousarray(X[start : start + _CHUNK_ROWS] + 0.0)
+        hashes[start : start + len(chunk)] = [hash(row.tobytes()) for row in chunk]
+    _, group, sizes = np.unique(hashes, return_inverse=True, return_counts=True)
+    if sizes.max() == 1:
+        return None
+    shared = np.flatnonzero(sizes[group.reshape(-1)] > 1)  # the rows whose hash another row has
+    rows = np.ascontiguousarray(X[shared] + 0.0)
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    uniques, ids = np.unique(keys, return_inverse=True)
-    return ids.reshape(-1) if len(uniques) < len(keys) else None
+    uniques, first, same = np.unique(keys, return_index=True, return_inverse=True)
+    if len(uniques) == len(keys):
+        return None
+    ids = np.arange(n)
+    ids[shared] = shared[first[same.reshape(-1)]]  # each row takes the id of the first of its equals
+    return ids
 
 
 def silhouette_samples(X, labels, *, tile: int = _pairwise.DEFAULT_TILE, progress: bool = False) -> np.ndarray:
