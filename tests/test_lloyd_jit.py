@@ -467,3 +467,17 @@ def test_import_compiles_nothing_and_warm_up_reports_seconds():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout.strip()) > 0
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_cluster_sums_are_row_order_float64_sums(k):
+    # The Dask chunks' sums: bit for bit the masked float64 sums (row order), empty clusters 0.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 17)).astype(np.float32)
+    labels = rng.integers(0, k - 1, 3000)  # the last cluster stays empty
+    got = J.cluster_sums(x, labels, k)
+    want = np.zeros((k, 17))
+    for c in range(k):
+        want[c] = x[labels == c].sum(axis=0, dtype=np.float64)
+    np.testing.assert_array_equal(got, want)
+    assert not got[k - 1].any()

@@ -42,6 +42,14 @@ def assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return assign_chunk(X, centers)
 
 
+def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per-cluster sums of the rows, ``(k, d)`` float64, each element added in row order
+    (:func:`aeclust._lloyd_jit.cluster_sums`): the sums the in-memory Lloyd run keeps."""
+    from ._lloyd_jit import cluster_sums
+
+    return cluster_sums(X, labels, k)
+
+
 def pick_donors(order, labels: np.ndarray, counts: np.ndarray, n_empty: int) -> list[int]:
     """The first ``n_empty`` points in ``order`` whose clusters can spare one (more than one point).
 

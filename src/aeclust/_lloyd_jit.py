@@ -51,7 +51,7 @@ on first use: the kernels are plain functions below, compiled (and cached on
 disk, ``cache=True``) by :func:`_kernels` the first time one is needed.
 :func:`warm_up` compiles (or loads) them all and returns the seconds it took.
 
-Public functions: :func:`lloyd`, :func:`assign_chunk`, :func:`sq_distance`,
+Public functions: :func:`lloyd`, :func:`assign_chunk`, :func:`cluster_sums`, :func:`sq_distance`,
 :func:`kmeans_plus_plus`, :func:`warm_up`.
 """
 
@@ -1007,6 +1007,17 @@ def assign_chunk(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     G, _, H = _margins(d)
     _assign_chunk_rows(x, C, dots, x_sq, c_sq, gd, rel, tau, G, H, labels, best)
     return labels, best
+
+
+def cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per-cluster sums of the rows of one chunk, ``(k, d)`` float64, each element
+    added in row order: the sums :func:`lloyd` keeps, in one pass over the chunk.
+    Single-threaded; releases the GIL."""
+    _kernels()
+    x = _as_f32(x)
+    sums = np.empty((k, x.shape[1]))
+    _fresh_sums(x, np.ascontiguousarray(labels, dtype=np.intp), sums)
+    return sums
 
 
 def _product(X, C):

@@ -286,18 +286,7 @@ def _lloyd_chunk(x: np.ndarray, centers: np.ndarray) -> tuple:
     k = centers.shape[0]
     labels, _ = _lloyd.assign(x, centers)
     counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return _sums64(x, labels, k), counts, [_digest(labels)]
-
-
-@blas_single_threaded
-def _sums64(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-cluster sums of the rows, accumulated in float64."""
-    if k <= 32:  # a masked sum per cluster beats a float64 copy of the chunk
-        sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-        for c in np.flatnonzero(np.bincount(labels, minlength=k)):
-            sums[c] = x[labels == c].sum(axis=0, dtype=np.float64)
-        return sums
-    return one_hot(labels, k, np.float64).T @ x.astype(np.float64)
+    return _lloyd.cluster_sums(x, labels, k), counts, [_digest(labels)]
 
 
 def _add_fields(*parts) -> tuple:
