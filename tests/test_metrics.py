@@ -139,6 +139,18 @@ def test_duplicate_ids_group_equal_rows_only_even_when_hashes_collide(monkeypatc
     assert metrics._duplicate_ids(X[[0, 1, 3, 5]]) is None
 
 
+def test_exact_extreme_reads_all_rows_when_the_candidates_hold_no_pair():
+    # Candidates from one cluster only hold no other-cluster pair: the re-measure then
+    # reads every row, and still returns the smallest distance from the candidates.
+    X, y = datasets()[0]
+    data = metrics._Sorted(X, y, min_clusters=2, max_clusters_rel=-1)
+    rows = np.flatnonzero(data.codes == 0)[:5]
+    got = data._exact_extreme(rows, same_cluster=False)
+    D = cdist(data.X[rows].astype(np.float64), data.X.astype(np.float64))
+    D[data.codes[rows][:, None] == data.codes[None, :]] = np.inf
+    assert got == pytest.approx(D.min(), rel=1e-12)
+
+
 # -- the kernels the in-memory pass and the Dask tasks share --------------------------------
 
 

@@ -146,34 +146,52 @@ class _Sorted:
         return d_min, d_max
 
     def _exact_extreme(self, rows: np.ndarray, *, same_cluster: bool) -> float:
-        """Re-measure the candidate rows in float64 against the points that matter:
-        the largest same-cluster distance, or the smallest other-cluster distance.
+        """Re-measure the candidate rows in float64: the largest same-cluster
+        distance, or the smallest other-cluster distance, from them.
 
-        The candidates are few; the data are taken in blocks of columns, each
-        converted to float64 on its own (no float64 copy of the whole data), and
-        the blocks are shared out to threads with single-threaded BLAS (the
-        products have only a handful of rows, which threaded BLAS runs poorly).
+        Both ends of the extreme pair are candidates: the pass measures each pair
+        once, in one float32 value that serves its two points, so the other end's
+        own float32 extreme is as close to the global one as the first end's, and
+        :func:`dunn_cuts` lets both through. So the candidates (tens to a few
+        hundred) are measured against each other; only if no qualifying pair were
+        among them would all the rows be read.
         """
-        n = len(self.codes)
+        cols = rows
+        value, (i, j) = self._extreme_between(rows, cols, same_cluster)
+        if not np.isfinite(value):  # not expected (see above); the whole data then
+            cols = np.arange(len(self.codes))
+            value, (i, j) = self._extreme_between(rows, cols, same_cluster)
+        i, j = int(rows[i]), int(cols[j])
+        return _pairwise.distance64(self.X[i].astype(np.float64), self.X[j].astype(np.float64))
+
+    def _extreme_between(self, rows: np.ndarray, cols: np.ndarray, same_cluster: bool):
+        """The extreme float64 squared distance between ``rows`` and ``cols`` (sorted row
+        numbers), and its pair (positions in ``rows`` and ``cols``): the first of the best.
+
+        Blocks are converted to float64 one at a time (no float64 copy of the whole
+        data) and shared out to threads with single-threaded BLAS (the products have
+        few rows, which threaded BLAS runs poorly).
+        """
         step = 4096  # columns per task: a 256 x 4096 float64 block of distances is 8 MiB
+        Xr = self.X[rows].astype(np.float64)
+        sq_r, codes_r = _pairwise.sq_norms64(Xr), self.codes[rows]
 
         def block(task):
-            start, c0 = task
-            r = rows[start : start + 256]
-            Xr = self.X[r].astype(np.float64)
-            Xc = self.X[c0 : c0 + step].astype(np.float64, copy=False)
+            r0, c0 = task
+            c = cols[c0 : c0 + step]
+            Xc = self.X[c].astype(np.float64)
             value, i, j = _pairwise.extreme_sq_distance64(
-                Xr, _pairwise.sq_norms64(Xr), self.codes[r],
-                Xc, _pairwise.sq_norms64(Xc), self.codes[c0 : c0 + step], same_cluster=same_cluster)
-            return value, (r[i], c0 + j)
+                Xr[r0 : r0 + 256], sq_r[r0 : r0 + 256], codes_r[r0 : r0 + 256],
+                Xc, _pairwise.sq_norms64(Xc), self.codes[c], same_cluster=same_cluster)
+            return value, (r0 + i, c0 + j)
 
-        tasks = [(start, c0) for start in range(0, len(rows), 256) for c0 in range(0, n, step)]
+        tasks = [(r0, c0) for r0 in range(0, len(rows), 256) for c0 in range(0, len(cols), step)]
         with _pairwise.Workers() as pool:
             found = pool.map(block, tasks)
         # The first of the best, in task order: the same pair whatever the number of threads.
         values = np.array([v for v, _ in found])
-        i, j = found[int(np.argmax(values) if same_cluster else np.argmin(values))][1]
-        return _pairwise.distance64(self.X[i].astype(np.float64), self.X[j].astype(np.float64))
+        best = int(np.argmax(values) if same_cluster else np.argmin(values))
+        return values[best], found[best][1]
 
 
 def check_cluster_count(k: int, n_samples: int, *, min_clusters: int = 2,
