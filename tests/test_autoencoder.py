@@ -111,12 +111,28 @@ def _losses(history):
     return [(r["epoch"], r["train_loss"], r["test_loss"]) for r in history]
 
 
+def test_each_epochs_test_loss_is_that_of_its_weights(data, tmp_path):
+    # Measured on a second thread while the next epoch trains, from a copy of the weights.
+    train, test = data
+    cfg = AutoencoderConfig(**SMALL)
+    result = train_autoencoder(cfg, train, test, tmp_path / "run", device="cpu", progress=False)
+    assert all(row["test_loss"] is not None for row in result.history)
+    x_test = images_to_tensor(test, cfg.color)
+    assert result.history[-1]["test_loss"] == pytest.approx(evaluate(result.model, x_test), rel=1e-6)
+    earlier = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2}), train, test, tmp_path / "two",
+                                device="cpu", progress=False)
+    assert result.history[1]["test_loss"] == earlier.history[1]["test_loss"]
+
+
 def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path, monkeypatch):
     train, test = data
     cfg = AutoencoderConfig(**SMALL)
     full = train_autoencoder(cfg, train, test, tmp_path / "full", device="cpu", progress=False)
 
-    # Interrupt during epoch 3, after its training steps and before its checkpoint.
+    # Interrupt while epoch 3's test loss is measured. It is measured on a second thread
+    # while epoch 4 trains, so the interruption reaches the run at the end of epoch 4,
+    # before that epoch's checkpoint: epoch 3's checkpoint is the last, and its test loss
+    # is still missing, to be measured again when the run resumes.
     import aeclust.autoencoder as ae
 
     real_evaluate, calls = ae.evaluate, []
@@ -131,7 +147,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(cfg, train, test, tmp_path / "cut", device="cpu", progress=False)
     monkeypatch.setattr(ae, "evaluate", real_evaluate)
-    assert len(json.loads((tmp_path / "cut" / "history.json").read_text())) == 2
+    cut = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert [row["epoch"] for row in cut] == [1, 2, 3] and cut[-1]["test_loss"] is None
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt").state["epoch"] == 3
     assert not (tmp_path / "cut" / "model.pt").exists()
 
     resumed = train_autoencoder(cfg, train, test, tmp_path / "cut", device="cpu", resume=True, progress=False)

@@ -27,8 +27,10 @@ from epoch k ends with exactly the weights of an uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -322,29 +324,51 @@ def train_autoencoder(
         return loss.detach() * len(idx)  # batch losses weighted by batch size, as Keras reports them
 
     n = len(x_train)
-    with reproducible(num_threads):
+    # The test loss of each epoch is measured on a copy of the weights by a second
+    # thread while the next epoch trains (training keeps one core busy; the other is
+    # free), and lands in the history at the end of that next epoch.
+    measuring = None
+    with reproducible(num_threads), ThreadPoolExecutor(max_workers=1) as tester:
+        if history and x_test is not None and history[-1]["test_loss"] is None:
+            # Resumed from a checkpoint written while its epoch's test loss was still being
+            # measured: measure it again, from the same weights.
+            history[-1]["test_loss"] = evaluate(model, x_test)
         model.train()
         for epoch in range(start_epoch + 1, config.epochs + 1):
             t0 = time.perf_counter()
             loss_sum = _torch.run_epoch(step, n, config.batch_size, shuffle, dev, desc=f"epoch {epoch}/{config.epochs}",
                                         progress=progress, every=50, per_image=True)
-            test_loss = evaluate(model, x_test) if x_test is not None else None
-            history.append(
-                {"epoch": epoch, "train_loss": loss_sum / n, "test_loss": test_loss,
-                 "seconds": round(time.perf_counter() - t0, 3)}
-            )  # fmt: skip
+            seconds = round(time.perf_counter() - t0, 3)
+            _record_test_loss(history, measuring)
+            history.append({"epoch": epoch, "train_loss": loss_sum / n, "test_loss": None, "seconds": seconds})
+            if x_test is not None:
+                measuring = tester.submit(_test_loss, copy.deepcopy(model), x_test, torch.get_num_threads())
             save_checkpoint(
                 ckpt_path, model, epoch=epoch, history=history,
                 optimizer=optimizer.state_dict(), rng=rng_states(shuffle),
             )  # fmt: skip
             write_json(out_dir / "history.json", history)
             _fault.point(f"epoch-{epoch}")
+        _record_test_loss(history, measuring)
 
     # Back to the default layout: the returned model then computes bit for bit what model.pt loads as.
     model = model.to(memory_format=torch.contiguous_format).eval()
     save_checkpoint(out_dir / "model.pt", model, epoch=config.epochs, history=history)
     write_json(out_dir / "history.json", history)
     return TrainResult(model, history)
+
+
+def _test_loss(model: nn.Module, x_test: torch.Tensor, num_threads: int) -> float:
+    """:func:`evaluate` on a second thread, with the training's thread count (the sum's
+    bits depend on it)."""
+    with threads(num_threads):
+        return evaluate(model, x_test)
+
+
+def _record_test_loss(history: list[dict[str, Any]], measuring) -> None:
+    """Put the background measurement of the last epoch's test loss into its history row."""
+    if measuring is not None and history and history[-1]["test_loss"] is None:
+        history[-1]["test_loss"] = measuring.result()
 
 
 def _resume(
