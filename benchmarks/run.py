@@ -648,11 +648,48 @@ class Bench:
                         f"≤ {goal}×", r_sk <= goal)
             if name == "pixels" and self.gemm_rate:
                 self._gemm_fraction(X, f, "fused silhouette + Dunn")
+                self._fused_profile(X, y, f)
         self.sections.append(
             "### Fused vs separate\n\n`cluster_quality` (silhouette and Dunn in one pass) vs "
             "`silhouette_score` then `dunn_index`, and vs scikit-learn's silhouette alone.\n\n"
             + table(["shape", "fused", "separate", "fused / separate", "sklearn silhouette",
                      "fused / sklearn silhouette"], rows)
+        )
+
+    def _fused_profile(self, X, y, fused_seconds):
+        """Where the fused pass's time goes: the block products alone (the same blocks, threads and
+        one-thread BLAS as the pass), the whole pass over the pairs, and the rest of the call."""
+        from aeclust import _pairwise, metrics
+
+        data = metrics._Sorted(X, y, min_clusters=2, max_clusters_rel=-1)
+        X32, tile = data.X32, _pairwise.DEFAULT_TILE
+        X_m2 = X32 * np.float32(-2.0)
+        starts = range(0, len(X32), tile)
+        tasks = [(i, j) for a, i in enumerate(starts) for j in list(starts)[a:]]
+
+        def products():
+            with _pairwise.Workers() as pool:
+                pool.map(lambda t: X_m2[t[0]:t[0] + tile] @ X32[t[1]:t[1] + tile].T, tasks)
+
+        res = interleaved({
+            "block products alone": products,
+            "pair pass": lambda: data.stats(sums=True, extremes=True, progress=False, tile=tile),
+            "setup (sort, centre, duplicates)": lambda: metrics._Sorted(X, y, min_clusters=2, max_clusters_rel=-1),
+        }, max(3, self.args.repeats), self.args.slow)
+        stats = data.stats(sums=True, extremes=True, progress=False, tile=tile)
+        t = time.perf_counter()
+        data.dunn_parts(stats)
+        dunn = time.perf_counter() - t
+        prod, pair, setup = (res[k]["median"] for k in res)
+        done = sum(2.0 * min(tile, len(X) - i) * min(tile, len(X) - j) * X.shape[1] for i, j in tasks)
+        self.notes.append(
+            f"Where the fused pass's {fused_seconds:.2f} s go (pixels, medians of {len(res['pair pass']['times'])}): "
+            f"the {len(tasks)} block products alone, on the same threads with one-thread BLAS, "
+            f"{prod:.2f} s ({done / prod / 1e9:.0f} GFLOP/s, {100 * done / prod / self.gemm_rate:.0f} % of the "
+            f"measured rate: the ceiling for this pass); the whole pass over the pairs {pair:.2f} s (the "
+            f"element-wise work on the blocks: {pair - prod:.2f} s); sorting, centring and finding duplicate "
+            f"rows {setup:.3f} s; Dunn's float64 re-measurement {dunn:.3f} s; the rest "
+            f"{max(0.0, fused_seconds - pair - setup - dunn):.3f} s."
         )
 
     # ---- memory, each metric in a fresh process
