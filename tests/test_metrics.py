@@ -133,10 +133,12 @@ def test_duplicate_ids_group_equal_rows_only_even_when_hashes_collide(monkeypatc
     ids = metrics._duplicate_ids(X)
     assert list(ids) == [0, 1, 0, 3, 3, 5]
     assert metrics._duplicate_ids(X[[0, 1, 3, 5]]) is None
-    # Every row hashing alike must not merge different rows: the full comparison decides.
+    # Rows of 12 bytes are hashed one by one. Every row hashing alike must not merge
+    # different rows: the full comparison decides.
+    X3 = np.column_stack([X, X[:, :1]]).astype(np.float32)
     monkeypatch.setattr(metrics, "hash", lambda _: 7, raising=False)
-    assert list(metrics._duplicate_ids(X)) == [0, 1, 0, 3, 3, 5]
-    assert metrics._duplicate_ids(X[[0, 1, 3, 5]]) is None
+    assert list(metrics._duplicate_ids(X3)) == [0, 1, 0, 3, 3, 5]
+    assert metrics._duplicate_ids(X3[[0, 1, 3, 5]]) is None
 
 
 def test_exact_extreme_reads_all_rows_when_the_candidates_hold_no_pair():
@@ -146,7 +148,7 @@ def test_exact_extreme_reads_all_rows_when_the_candidates_hold_no_pair():
     data = metrics._Sorted(X, y, min_clusters=2, max_clusters_rel=-1)
     rows = np.flatnonzero(data.codes == 0)[:5]
     got = data._exact_extreme(rows, same_cluster=False)
-    D = cdist(data.X[rows].astype(np.float64), data.X.astype(np.float64))
+    D = cdist(data.rows(rows).astype(np.float64), data.rows(slice(None)).astype(np.float64))
     D[data.codes[rows][:, None] == data.codes[None, :]] = np.inf
     assert got == pytest.approx(D.min(), rel=1e-12)
 

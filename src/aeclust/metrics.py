@@ -93,19 +93,24 @@ class _Sorted:
         self.order = np.argsort(codes, kind="stable")
         self.codes = codes[self.order].astype(np.intp)
         self.counts = np.bincount(self.codes, minlength=self.k)
-        self.X = X[self.order]  # the input precision, for the exact re-measurement
+        self._X = X  # the input, in its own order and precision (for the exact re-measurement)
         # Centring costs nothing in distance and shrinks the norms, and with them
-        # the cancellation error of |x|^2 - 2 x.y + |y|^2. Done in row chunks: whole-array
-        # temporaries (a float64 copy is 80 MB for the CIFAR pixels) cost more in fresh
-        # memory pages than in arithmetic.
-        mean = self.X.mean(axis=0, dtype=np.float64)
+        # the cancellation error of |x|^2 - 2 x.y + |y|^2. The sorted float32 copy is
+        # made in row chunks: whole-array temporaries (a float64 copy is 80 MB for the
+        # CIFAR pixels) cost more in fresh memory pages than in arithmetic.
+        mean = X.mean(axis=0, dtype=np.float64)
         self.X32 = np.empty(X.shape, dtype=np.float32)
         for start in range(0, X.shape[0], _CHUNK_ROWS):
-            rows = self.X[start : start + _CHUNK_ROWS]
+            rows = X[self.order[start : start + _CHUNK_ROWS]]
             np.subtract(rows, mean, out=self.X32[start : start + len(rows)], casting="same_kind")
         # Identical points (duplicate images, codes that a ReLU sent to zero) must be at
         # distance exactly 0; ids shared by identical rows, or None when there are none.
-        self.duplicates = _duplicate_ids(self.X)
+        ids = _duplicate_ids(X)
+        self.duplicates = None if ids is None else ids[self.order]
+
+    def rows(self, which) -> np.ndarray:
+        """Rows ``which`` of the sorted order, in the input's precision."""
+        return self._X[self.order[which]]
 
     def stats(self, *, sums: bool, extremes: bool, progress: bool, tile: int):
         bar = None
@@ -162,7 +167,8 @@ class _Sorted:
             cols = np.arange(len(self.codes))
             value, (i, j) = self._extreme_between(rows, cols, same_cluster)
         i, j = int(rows[i]), int(cols[j])
-        return _pairwise.distance64(self.X[i].astype(np.float64), self.X[j].astype(np.float64))
+        pair = self.rows(np.array([i, j])).astype(np.float64)
+        return _pairwise.distance64(pair[0], pair[1])
 
     def _extreme_between(self, rows: np.ndarray, cols: np.ndarray, same_cluster: bool):
         """The extreme float64 squared distance between ``rows`` and ``cols`` (sorted row
@@ -173,13 +179,13 @@ class _Sorted:
         few rows, which threaded BLAS runs poorly).
         """
         step = 4096  # columns per task: a 256 x 4096 float64 block of distances is 8 MiB
-        Xr = self.X[rows].astype(np.float64)
+        Xr = self.rows(rows).astype(np.float64)
         sq_r, codes_r = _pairwise.sq_norms64(Xr), self.codes[rows]
 
         def block(task):
             r0, c0 = task
             c = cols[c0 : c0 + step]
-            Xc = self.X[c].astype(np.float64)
+            Xc = self.rows(c).astype(np.float64)
             value, i, j = _pairwise.extreme_sq_distance64(
                 Xr[r0 : r0 + 256], sq_r[r0 : r0 + 256], codes_r[r0 : r0 + 256],
                 Xc, _pairwise.sq_norms64(Xc), self.codes[c], same_cluster=same_cluster)
@@ -286,11 +292,19 @@ def _duplicate_ids(X: np.ndarray) -> np.ndarray | None:
     different rows.
     """
     n = X.shape[0]
-    hashes = np.empty(n, dtype=np.int64)
+    hashes = np.empty(n, dtype=np.uint64)
+    # Each row's bytes as 64-bit words, multiplied by fixed odd numbers and added, wrapping
+    # around: equal rows give equal hashes, and numpy does it without a loop over the rows.
+    row_bytes = X.dtype.itemsize * X.shape[1]
+    weights = (np.random.default_rng(0).integers(0, 2**63, row_bytes // 8, dtype=np.uint64) * 2 + 1
+               if row_bytes % 8 == 0 else None)
     for start in range(0, n, _CHUNK_ROWS):
         # + 0.0 turns -0.0 into 0.0, which it equals
         chunk = np.ascontiguousarray(X[start : start + _CHUNK_ROWS] + 0.0)
-        hashes[start : start + len(chunk)] = [hash(row.tobytes()) for row in chunk]
+        if weights is not None:
+            np.sum(chunk.view(np.uint64) * weights, axis=1, out=hashes[start : start + len(chunk)])
+        else:
+            hashes[start : start + len(chunk)] = [hash(row.tobytes()) & (2**64 - 1) for row in chunk]
     _, group, sizes = np.unique(hashes, return_inverse=True, return_counts=True)
     if sizes.max() == 1:
         return None
