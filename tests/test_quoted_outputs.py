@@ -144,3 +144,34 @@ def test_quoted_study_run_output_matches_the_command(cifar_dir, tmp_path):
 def test_quoted_many_seed_run_output_matches_the_command(cifar_dir, tmp_path):
     # aeclust run --seeds 0..4: five trainings, about five minutes on 2 CPUs; `make docs-check` runs it.
     _check(["aeclust run --seeds"], cifar_dir, tmp_path)
+
+
+def test_readme_speed_table_is_the_benchmark_run_in_docs():
+    # The README's speed table quotes the headline ratios of docs/benchmarks.md (one run of
+    # benchmarks/run.py), row by row, in order.
+    import re
+
+    headline_keys = {
+        "k-means per iteration, pixels": ["k-means pixels per iteration / sklearn lloyd",
+                                          "k-means pixels per iteration / sklearn elkan",
+                                          "k-means pixels per iteration / faiss"],
+        "k-means per iteration, 192 principal": ["k-means codes per iteration / sklearn lloyd",
+                                                 "k-means codes per iteration / sklearn elkan",
+                                                 "k-means codes per iteration / faiss"],
+        "whole `fit`": ["k-means++ n_init=10 fit pixels / sklearn lloyd tol=0",
+                        "k-means++ n_init=10 fit codes / sklearn lloyd tol=0"],
+        "Dask k-means": ["Dask k-means per Lloyd step / dask-ml"],
+        "exact silhouette": ["silhouette pixels / sklearn", "silhouette codes / sklearn"],
+        "silhouette + Dunn in one pass": ["fused pixels / sklearn silhouette", "fused codes / sklearn silhouette"],
+        "exact Dunn": ["dunn pixels / textbook (scipy)", "dunn codes / textbook (scipy)"],
+        "peak memory": ["peak RSS of aeclust metrics at 50,000 points (GiB)"],
+    }
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    headline = dict(re.findall(r"^\| (.+?) \| (\d+\.\d+) \|$", doc, flags=re.M))
+    readme = (ROOT / "README.md").read_text()
+    speed = readme[readme.index("## Speed"):readme.index("## Reliability")]
+    rows = [line for line in speed.splitlines() if line.startswith("| ") and not line.startswith("| case")]
+    assert len(rows) == len(headline_keys)
+    for line in rows:
+        (start, keys), = [(k, v) for k, v in headline_keys.items() if line.startswith("| " + k)]
+        assert re.findall(r"(\d+\.\d+)(?:×| GiB)", line) == [headline[k] for k in keys], line
