@@ -55,6 +55,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     ({"batch_size": 1}, "batch_size >= 2"),
     ({"lr": 0.0}, "lr > 0"),
     ({"temperature": -0.5}, "temperature > 0"),
+    ({"precision": "float16"}, "precision must be one of float32, bfloat16"),
 ])  # fmt: skip
 def test_config_names_what_is_wrong(bad, match):
     with pytest.raises(InvalidInputError, match=f"invalid ContrastiveConfig: .*{match}"):
@@ -126,6 +127,19 @@ def test_the_same_seed_gives_the_same_bits(images, trained):
     assert [r["loss"] for r in again.history] == [r["loss"] for r in first.history]
     other = train_contrastive(ContrastiveConfig(**{**TINY, "seed": 6}), images, None, device="cpu", progress=False)
     assert not _same_weights(other.model, first.model)
+
+
+def test_bfloat16_training_repeats_and_differs_from_float32(images, trained):
+    # Autocast's bfloat16 arithmetic: the same bits again for the same seed, other bits than float32's,
+    # and a float32 model to save and encode with.
+    first, _ = trained
+    bf16 = ContrastiveConfig(**{**TINY, "precision": "bfloat16"})
+    a = train_contrastive(bf16, images, None, device="cpu", progress=False)
+    b = train_contrastive(bf16, images, None, device="cpu", progress=False)
+    assert _same_weights(a.model, b.model)
+    assert not _same_weights(a.model, first.model)
+    assert all(p.dtype == torch.float32 for p in a.model.parameters())
+    assert np.isfinite(a.history[-1]["loss"])
 
 
 def test_training_leaves_the_callers_generator_alone(images):

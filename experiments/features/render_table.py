@@ -48,7 +48,10 @@ def label(r):
         parts.append(f"cluster head ({c['n_clusters']})")
     if c.get("mirror"):
         parts.append("mirror-averaged")
-    is_default = all(c.get(k) == v for k, v in SIMCLR_DEFAULT.items())
+    if c.get("precision", "float32") != "float32":
+        parts.append(c["precision"])
+    older = {"precision": "float32"}  # settings added later: what the runs before them used
+    is_default = all(c.get(k, older.get(k)) == v for k, v in SIMCLR_DEFAULT.items())
     return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
 
 

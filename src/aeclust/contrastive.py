@@ -45,6 +45,7 @@ CHECKPOINT_VERSION = 2
 # Version 1 models predate the cluster head and the output choice: they were read as these settings.
 _VERSION_1_CONFIG = {"n_clusters": 0, "cluster_temperature": 1.0, "output": "encoder", "mirror": False}
 OUTPUTS = ("encoder", "projection", "clusters")
+PRECISIONS = ("float32", "bfloat16")
 
 # -----------------------------------------------------------------------------
 # config
@@ -75,6 +76,10 @@ class ContrastiveConfig(DictConfig):
     # output, which the loss sees) or "clusters" (the cluster head's probabilities; needs n_clusters).
     output: str = "projection"
     mirror: bool = False  # encode each image as the mean of its features and its mirror image's
+    # The training's arithmetic: "bfloat16" runs the network's forward and backward under autocast
+    # (on this project's CPU, which has avx512_bf16: 15.4 s an epoch against 17-19 s in float32);
+    # the losses, the weights and the encoding stay float32.
+    precision: str = "float32"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +102,8 @@ class ContrastiveConfig(DictConfig):
             problems.append("epochs must be >= 0, batch_size >= 2, lr > 0 and temperature > 0, got "
                             f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
                             f"temperature={self.temperature}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
             raise InvalidInputError("invalid ContrastiveConfig: " + "; ".join(problems))
 
@@ -290,10 +297,11 @@ def train_contrastive(
         xb = x[idx]
         v1 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
         v2 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
-        (z1, c1), (z2, c2) = model(v1), model(v2)
-        loss = nt_xent(z1, z2, config.temperature)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
+            (z1, c1), (z2, c2) = model(v1), model(v2)
+        loss = nt_xent(z1.float(), z2.float(), config.temperature)
         if c1 is not None:
-            loss = loss + cluster_loss(c1, c2, config.cluster_temperature)
+            loss = loss + cluster_loss(c1.float(), c2.float(), config.cluster_temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
