@@ -196,7 +196,9 @@ def _approx(X, i, C, j, G, tau):
     """``(lo, hi)``: an interval that holds both the true squared distance and :func:`_d64`,
     from the float32 distance; ``(-1, -1)`` on float32 overflow, where :func:`_exact` must
     serve. (Kept apart from :func:`_exact`, and free of run-time switches: either makes this
-    hot function two to three times slower.) ``G = inf`` gives ``[0, inf]``: no information."""
+    hot function two to three times slower. It repeats :func:`_interval`'s body rather than
+    calling it: the call gave the same bits but 7-17 % more time per iteration on the pixels.)
+    ``G = inf`` gives ``[0, inf]``: no information."""
     a = _d32(X, i, C, j)
     if a <= 3.0e38:  # float32 overflow otherwise
         lo = a - tau
