@@ -23,6 +23,8 @@ ap.add_argument("--tag", default=None); ap.add_argument("--device", default="cpu
 ap.add_argument("--out", default=None, help="keep the trained model in this folder (relative to where you run)")
 ap.add_argument("--also-output", action="append", default=[],
                 help="simclr: judge this output of the same model too (a row of its own)")
+ap.add_argument("--with-test", action="store_true",
+                help="train on the test images too (60,000 images, no labels), as the literature's rows do")
 ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: one per core)")
 a = ap.parse_args()
 config = {k: json.loads(v) for k, v in (s.split("=", 1) for s in a.config)}
@@ -30,7 +32,10 @@ torch.set_num_threads(a.threads)
 d = load()
 load_before = [round(x, 2) for x in os.getloadavg()]
 c0, t0 = time.process_time(), time.perf_counter()
-ext = fit_features(a.name, d.train_images, seed=a.seed, device=a.device, out_dir=a.out, progress=False, **config)
+import numpy as np
+
+train = np.concatenate([d.train_images, d.test_images]) if a.with_test else d.train_images
+ext = fit_features(a.name, train, seed=a.seed, device=a.device, out_dir=a.out, progress=False, **config)
 t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
 load_after = [round(x, 2) for x in os.getloadavg()]
 t1 = time.perf_counter()
@@ -49,4 +54,4 @@ for output in [None, *a.also_output]:
          "dim": int(X.shape[1]), "train_seconds": round(t_train, 1), "train_cpu_seconds": round(c_train, 1),
          "encode_seconds": round(t_enc, 1), "device": a.device, "threads": a.threads,
          "load_avg_before": load_before, "load_avg_after": load_after,
-         "train_data": "CIFAR-10 train (50,000, no labels)", "eval_data": "CIFAR-10 test (10,000)"})
+         "train_data": "CIFAR-10 train and test (60,000, no labels)" if a.with_test else "CIFAR-10 train (50,000, no labels)", "eval_data": "CIFAR-10 test (10,000)"})
