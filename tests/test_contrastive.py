@@ -19,7 +19,8 @@ from aeclust.contrastive import (
 from aeclust.errors import AeclustError, InvalidInputError
 
 # Two stages on 8x8 views, three steps of 64 images an epoch: seconds on one core.
-TINY = dict(widths=(8, 16), proj_dim=8, resolution=8, epochs=1, batch_size=64, n_clusters=4, seed=5)
+TINY = dict(widths=(8, 16), proj_dim=8, resolution=8, epochs=1, batch_size=64, n_clusters=4, seed=5,
+            precision="float32", output="projection")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     ({"batch_size": 1}, "batch_size >= 2"),
     ({"lr": 0.0}, "lr > 0"),
     ({"temperature": -0.5}, "temperature > 0"),
-    ({"precision": "float16"}, "precision must be one of float32, bfloat16"),
+    ({"precision": "float16"}, "precision must be one of auto, float32, bfloat16"),
 ])  # fmt: skip
 def test_config_names_what_is_wrong(bad, match):
     with pytest.raises(InvalidInputError, match=f"invalid ContrastiveConfig: .*{match}"):
@@ -140,6 +141,31 @@ def test_bfloat16_training_repeats_and_differs_from_float32(images, trained):
     assert not _same_weights(a.model, first.model)
     assert all(p.dtype == torch.float32 for p in a.model.parameters())
     assert np.isfinite(a.history[-1]["loss"])
+
+
+def test_auto_precision_is_what_the_hardware_does_natively(images, monkeypatch):
+    # "auto" trains exactly as the precision it resolves to, and the model's config records that one.
+    from aeclust.contrastive import resolve_precision
+
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    expected = "bfloat16" if native else "float32"
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("float32", cpu) == "float32" and resolve_precision("bfloat16", cpu) == "bfloat16"
+    auto = train_contrastive(ContrastiveConfig(**{**TINY, "precision": "auto"}), images, None, device="cpu",
+                             progress=False)
+    same = train_contrastive(ContrastiveConfig(**{**TINY, "precision": expected}), images, None, device="cpu",
+                             progress=False)
+    assert auto.model.config.precision == expected
+    assert _same_weights(auto.model, same.model)
+
+    # A CPU without bfloat16 instructions, and a torch without the checks: float32, the safe choice.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", cpu) == "float32"
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert resolve_precision("auto", cpu) == "float32"
 
 
 def test_training_leaves_the_callers_generator_alone(images):

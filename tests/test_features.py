@@ -11,7 +11,7 @@ SMALL = {
     "simclr": {"epochs": 1, "batch_size": 64, "widths": [8, 16, 16, 32], "proj_dim": 8},
     "kmeans-patches": {"n_atoms": 16, "n_patches": 2000, "pca": 10, "pca_images": 100},
 }
-DIMS = {"codes": 192, "simclr": 8, "kmeans-patches": 10}  # simclr: the projection head's output
+DIMS = {"codes": 192, "simclr": 10, "kmeans-patches": 10}  # simclr: its cluster head's 10 probabilities
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,13 @@ def test_fit_transform_save_load(name, images, tmp_path):
     np.testing.assert_allclose(again.transform(images[:50]), X, rtol=1e-5, atol=1e-5)
 
 
-def test_simclr_features_are_unit_vectors(images):
+def test_simclr_features_are_cluster_probabilities_or_unit_vectors(images):
     ext = fit_features("simclr", images, seed=1, device="cpu", progress=False, **SMALL["simclr"])
+    p = ext.transform(images[:20])  # by default the cluster head's probabilities
+    assert (p >= 0).all()
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
+    ext = fit_features("simclr", images, seed=1, device="cpu", progress=False, output="projection",
+                       **SMALL["simclr"])
     np.testing.assert_allclose(np.linalg.norm(ext.transform(images[:20]), axis=1), 1, rtol=1e-5)
 
 
@@ -160,6 +165,7 @@ def test_weights_that_do_not_fit_the_config_are_a_clear_error(images, tmp_path):
     save_model(tmp_path / "model.pt", _tiny_contrastive(images))
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     state["config"]["n_clusters"] = 0  # the weights still hold a cluster head
+    state["config"]["output"] = "projection"  # an output that needs no cluster head
     torch.save(state, tmp_path / "model.pt")
     with pytest.raises(AeclustError, match="do not fit its config"):
         load_model(tmp_path / "model.pt")

@@ -168,9 +168,11 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
                  "--train-limit", "256", "--test-limit", "120", "--quiet"]) == 0
     r = json.loads((out / "results.json").read_text())
     assert list(r["feature_sets"]) == ["pixels", "simclr"]
-    assert r["feature_sets"]["simclr"]["n_features"] == 64  # the projection head's output
+    # The cluster head learns the run's k clusters, and its probabilities are what k-means gets.
+    assert r["feature_sets"]["simclr"]["n_features"] == r["config"]["k"] == 10
     meta = json.loads((out / "simclr" / "model" / "features.json").read_text())
-    assert meta["config"]["n_clusters"] == r["config"]["k"]
+    assert meta["config"]["n_clusters"] == 10 and meta["config"]["output"] == "clusters"
+    assert meta["config"]["precision"] in ("float32", "bfloat16")  # "auto", resolved for this machine
     assert (out / "figures" / "clusters_simclr.png").is_file()
     assert (out / "figures" / "loss_curve_simclr.png").is_file()  # the training loss, shown in the report
     assert "id='fig-loss-simclr'" in (out / "report.html").read_text()

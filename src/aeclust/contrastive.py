@@ -45,7 +45,7 @@ CHECKPOINT_VERSION = 2
 # Version 1 models predate the cluster head and the output choice: they were read as these settings.
 _VERSION_1_CONFIG = {"n_clusters": 0, "cluster_temperature": 1.0, "output": "encoder", "mirror": False}
 OUTPUTS = ("encoder", "projection", "clusters")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 # -----------------------------------------------------------------------------
 # config
@@ -56,18 +56,16 @@ class ContrastiveConfig(DictConfig):
     kind: ClassVar[str] = "contrastive"
 
     widths: tuple[int, ...] = (32, 64, 128, 256)  # conv widths; a 2x2 max-pool between stages
-    proj_dim: int = 64  # output of the projection head (the loss sees this; k-means does not)
-    resolution: int = 16  # side of the grid the conv stages start on
-    # Views (and images at encoding time) are fold x resolution pixels; a space-to-depth step folds each
-    # fold x fold block into channels before the first conv, so detail comes in at little extra cost.
-    fold: int = 1
+    proj_dim: int = 64  # output of the projection head (the loss sees this; output="projection" gives it to k-means)
+    resolution: int = 16  # side of the views and of the images at encoding time
     crop_scale: tuple[float, float] = (0.2, 1.0)  # area of a random crop, as a fraction of the image
     jitter: float = 0.4  # strength of brightness, contrast and saturation jitter
     p_jitter: float = 0.8
-    hue: float = 0.0  # hue jitter: a rotation of the colour plane by up to hue x 360 degrees (0 leaves it out)
     p_gray: float = 0.2
     temperature: float = 0.5  # 10 epochs, 3 seeds: ACC 0.313, NMI 0.206; 0.2 gave 0.300, 0.198
-    epochs: int = 40  # seed 0, encoder output: 10 epochs ACC 0.322, 40 epochs 0.361 (docs/features.md)
+    # Seed 0, encoder output: 10 epochs ACC 0.322, 40 epochs 0.361; 48 bfloat16 epochs fit in about 11 minutes
+    # on this project's 2-core CPU (docs/features.md).
+    epochs: int = 48
     batch_size: int = 256
     lr: float = 2e-3  # Adam, cosine decay to 0 with one warm-up epoch
     weight_decay: float = 1e-5
@@ -75,16 +73,18 @@ class ContrastiveConfig(DictConfig):
     # n_clusters whose columns are contrasted between the two views, plus an entropy term that keeps the
     # clusters in use. 0 leaves it out.
     n_clusters: int = 10  # seed 0, 40 epochs, projection output: ACC 0.381 without, 0.398 with
-    aux_clusters: int = 0  # a second cluster head with this many clusters (over-clustering), trained the same way
     cluster_temperature: float = 1.0
     # What k-means gets: "encoder" (the pooled conv features), "projection" (the projection head's
     # output, which the loss sees) or "clusters" (the cluster head's probabilities; needs n_clusters).
-    output: str = "projection"
+    # 3 seeds, 40 epochs: ACC 0.416 / NMI 0.312 on the clusters, 0.392 / 0.298 on the projection. The
+    # probabilities are tied to n_clusters: for another k, "projection" is the feature to take.
+    output: str = "clusters"
     mirror: bool = False  # encode each image as the mean of its features and its mirror image's
     # The training's arithmetic: "bfloat16" runs the network's forward and backward under autocast
-    # (on this project's CPU, which has avx512_bf16: 15.4 s an epoch against 17-19 s in float32);
-    # the losses, the weights and the encoding stay float32.
-    precision: str = "float32"
+    # (on this project's CPU, which has avx512_bf16: 14-15 s an epoch against 17-19 s in float32);
+    # the losses, the weights and the encoding stay float32. "auto" takes bfloat16 where the device
+    # computes it natively (see resolve_precision) and float32 elsewhere; the saved config says which.
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,20 +93,14 @@ class ContrastiveConfig(DictConfig):
         problems = []
         if not self.widths or min(self.widths) < 1:
             problems.append(f"widths must be positive integers, got {self.widths}")
-        if self.fold < 1:
-            problems.append(f"fold must be >= 1, got {self.fold}")
         if self.resolution < 2 ** (len(self.widths) - 1):
             problems.append(f"resolution {self.resolution} is too small for {len(self.widths)} stages")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             problems.append(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        if self.n_clusters < 0 or self.n_clusters == 1 or not self.cluster_temperature > 0 or self.aux_clusters < 0 \
-                or self.aux_clusters == 1 or (self.aux_clusters and not self.n_clusters):
-            problems.append(f"n_clusters must be 0 or >= 2, aux_clusters 0 or >= 2 (and only with n_clusters), "
-                            f"cluster_temperature > 0, got n_clusters={self.n_clusters}, "
-                            f"aux_clusters={self.aux_clusters}, cluster_temperature={self.cluster_temperature}")
-        if not 0 <= self.hue <= 0.5:
-            problems.append(f"hue must be between 0 and 0.5, got {self.hue}")
+        if self.n_clusters < 0 or self.n_clusters == 1 or not self.cluster_temperature > 0:
+            problems.append(f"n_clusters must be 0 or >= 2 and cluster_temperature > 0, got "
+                            f"n_clusters={self.n_clusters}, cluster_temperature={self.cluster_temperature}")
         if self.output not in OUTPUTS or (self.output == "clusters" and not self.n_clusters):
             problems.append(f"output must be one of {', '.join(OUTPUTS)} (clusters needs n_clusters), got {self.output!r}")
         if self.epochs < 0 or self.batch_size < 2 or not self.lr > 0 or not self.temperature > 0:
@@ -117,11 +111,6 @@ class ContrastiveConfig(DictConfig):
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
             raise InvalidInputError("invalid ContrastiveConfig: " + "; ".join(problems))
-
-    @property
-    def input_size(self) -> int:
-        """Side of the views and of the images at encoding time, in pixels."""
-        return self.resolution * self.fold
 
     @property
     def feature_dim(self) -> int:
@@ -143,7 +132,7 @@ class ContrastiveNet(nn.Module):
     def __init__(self, config: ContrastiveConfig | None = None):
         super().__init__()
         self.config = config = config or ContrastiveConfig()
-        layers, c = ([nn.PixelUnshuffle(config.fold)], 3 * config.fold ** 2) if config.fold > 1 else ([], 3)
+        layers, c = [], 3
         for i, w in enumerate(config.widths):
             if i:
                 layers.append(nn.MaxPool2d(2))
@@ -155,19 +144,11 @@ class ContrastiveNet(nn.Module):
             nn.Sequential(nn.Linear(c, c), nn.BatchNorm1d(c), nn.ReLU(inplace=True), nn.Linear(c, config.n_clusters))
             if config.n_clusters else None
         )
-        if config.aux_clusters:
-            self.aux_head = nn.Sequential(nn.Linear(c, c), nn.BatchNorm1d(c), nn.ReLU(inplace=True),
-                                          nn.Linear(c, config.aux_clusters))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(n, 3, r, r) normalised views -> projections (n, proj_dim), cluster logits (n, n_clusters) or None."""
-        return self.heads(x)[:2]
-
-    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Projections, cluster logits and the auxiliary head's logits (None for a head the config leaves out)."""
         h = self.encoder(x)
-        aux = self.aux_head(h) if self.config.aux_clusters else None
-        return self.head(h), (self.cluster_head(h) if self.cluster_head is not None else None), aux
+        return self.head(h), (self.cluster_head(h) if self.cluster_head is not None else None)
 
 
 # -----------------------------------------------------------------------------
@@ -206,7 +187,7 @@ def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) ->
     theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = sw * flip, cx
     theta[:, 1, 1], theta[:, 1, 2] = sh, cy
-    r = config.input_size
+    r = config.resolution
     grid = F.affine_grid(theta, [n, 3, r, r], align_corners=False)
     v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -215,36 +196,19 @@ def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) ->
     b = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
     c = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
     sat = 1 + do * u(n, 1, 1, 1, lo=-s, hi=s)
-    if config.hue:
-        angle = do * u(n, 1, 1, 1, lo=-config.hue, hi=config.hue) * (2 * math.pi)
-    order = torch.randperm(4 if config.hue else 3, generator=gen, device=gen.device).tolist()
+    order = torch.randperm(3, generator=gen, device=gen.device).tolist()
     for op in order:
         if op == 0:
             v = (v * b).clamp(0, 1)
         elif op == 1:
             m = _gray(v).mean((1, 2, 3), keepdim=True)
             v = ((v - m) * c + m).clamp(0, 1)
-        elif op == 2:
+        else:
             g = _gray(v)
             v = ((v - g) * sat + g).clamp(0, 1)
-        else:
-            v = _rotate_hue(v, angle)
     gray = u(n, 1, 1, 1) < config.p_gray
     v = torch.where(gray, _gray(v).expand_as(v), v)
     return (v - MEAN.to(dev)) / STD.to(dev)
-
-
-# RGB <-> YIQ: Y is the luma, (I, Q) the colour plane, where a rotation turns the hue.
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def _rotate_hue(v: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Each image's colours turned by ``angle`` (n, 1, 1, 1) radians about the gray axis, clamped to [0, 1]."""
-    yiq = torch.einsum("ij,njhw->nihw", _YIQ.to(v.device), v)
-    cos, sin = angle.cos(), angle.sin()
-    i, q = yiq[:, 1:2], yiq[:, 2:3]
-    yiq = torch.cat([yiq[:, 0:1], cos * i - sin * q, sin * i + cos * q], 1)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ).to(v.device), yiq).clamp(0, 1)
 
 
 def _resize_for_encoding(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -296,6 +260,20 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
 # training
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` made concrete for ``device``: "bfloat16" on a GPU that supports it or a CPU with
+    bfloat16 instructions (AVX512-BF16 or AMX), else "float32" (elsewhere bfloat16 is emulated, and
+    slower than float32); other values are returned as they are."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    # torch's own CPU checks; private, so a torch without them is taken as having no such instructions.
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    native = any(check is not None and check() for check in checks)
+    return "bfloat16" if native else "float32"
+
+
 def train_contrastive(
     config: ContrastiveConfig,
     train_images: np.ndarray,
@@ -311,9 +289,12 @@ def train_contrastive(
     augmentation draw from explicit generators seeded from it too, so a run on
     the CPU with the same thread count repeats exactly. The history has one
     row per epoch: ``epoch``, ``loss`` (the mean over the epoch's batches),
-    ``lr`` (at the epoch's end) and ``seconds``.
+    ``lr`` (at the epoch's end) and ``seconds``. ``precision="auto"`` is
+    resolved for the device first (:func:`resolve_precision`); the returned
+    model's config, and the saved one, hold the precision that was used.
     """
     dev = resolve_device(device)
+    config = replace(config, precision=resolve_precision(config.precision, dev))
     x = images_to_tensor(train_images)
     n = len(x)
     if n < 2:
@@ -339,12 +320,10 @@ def train_contrastive(
         v1 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
         v2 = augment(xb, config, aug_gen).contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
-            (z1, c1, a1), (z2, c2, a2) = model.heads(v1), model.heads(v2)
+            (z1, c1), (z2, c2) = model(v1), model(v2)
         loss = nt_xent(z1.float(), z2.float(), config.temperature)
         if c1 is not None:
             loss = loss + cluster_loss(c1.float(), c2.float(), config.cluster_temperature)
-        if config.aux_clusters:
-            loss = loss + cluster_loss(a1.float(), a2.float(), config.cluster_temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -387,7 +366,7 @@ def encode(model: ContrastiveNet, images: np.ndarray, *, batch_size: int = 500, 
     layer = {"encoder": nn.Identity(), "projection": model.head, "clusters": model.cluster_head}[config.output]
 
     def features(xb: torch.Tensor) -> torch.Tensor:
-        v = _resize_for_encoding(xb, config.input_size)
+        v = _resize_for_encoding(xb, config.resolution)
         views = (v, v.flip(3)) if config.mirror else (v,)
         if config.output == "clusters":
             return sum(layer(model.encoder(u)).softmax(1) for u in views) / len(views)

@@ -23,10 +23,12 @@ Learned extractors (:data:`EXTRACTORS`):
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
-    A small convnet trained for 40 epochs on augmented 16x16 views with two
+    A small convnet trained for 48 epochs on augmented 16x16 views with two
     contrastive losses, one between images (SimCLR) and one between clusters
-    (Contrastive Clustering) (:mod:`aeclust.contrastive`); the projection
-    head's 64 L2-normalised values. The best measured here (docs/features.md).
+    (Contrastive Clustering) (:mod:`aeclust.contrastive`); its cluster head's
+    probabilities over ``n_clusters`` clusters (``output="projection"``: the
+    projection head's 64 L2-normalised values, a feature for any k). The best
+    measured here (docs/features.md).
 ``kmeans-patches``
     Single-layer k-means patch features (:mod:`aeclust.patchfeatures`), a
     classical baseline; 50 whitened principal components.
@@ -294,7 +296,8 @@ def _learned(name: str):
     def build(inp: FeatureInputs) -> tuple[np.ndarray, str]:
         if inp.train_images is None:
             raise InvalidInputError(f"the {name} feature set learns from training images; none were given")
-        # simclr's cluster head learns as many clusters as k-means will look for.
+        # simclr's cluster head learns as many clusters as k-means will look for, so that its probabilities
+        # (the default output) are the features for this k.
         config = {"n_clusters": inp.k} if name == "simclr" else {}
         extractor = fit_features(name, inp.train_images, seed=inp.seed, device=inp.device,
                                  out_dir=inp.out_dir, progress=inp.progress, **config)
