@@ -36,11 +36,13 @@ bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
 
-# The best learned feature (simclr), 3 seeds on CIFAR-10, and docs/features.md's table from all recorded rows.
+# The best learned feature (simclr) as `aeclust run` trains and clusters it, 3 seeds one after another on
+# CIFAR-10 (about 40 minutes here), and docs/features.md's table from all recorded rows.
 features: setup-test
-	for seed in 0 1 2; do \
-	  $(BIN)/python experiments/features/run_variant.py simclr $$seed --also-output clusters || exit 1; done && \
-	  $(BIN)/python experiments/features/render_table.py
+	rm -rf runs/features
+	$(BIN)/aeclust run --feature-sets pixels,simclr --seeds 0..2 --jobs 1 --out runs/features
+	$(BIN)/python experiments/features/log_run.py runs/features
+	$(BIN)/python experiments/features/render_table.py
 
 # Reruns every command quoted in README.md and docs/*.md and rewrites the quotes with their output
 # (a few minutes: one aeclust run); `tools/quote_outputs.py --check` compares without writing.

@@ -175,3 +175,37 @@ def test_readme_speed_table_is_the_benchmark_run_in_docs():
     for line in rows:
         (start, keys), = [(k, v) for k, v in headline_keys.items() if line.startswith("| " + k)]
         assert re.findall(r"(\d+\.\d+)(?:×| GiB)", line) == [headline[k] for k in keys], line
+
+
+def test_features_doc_tables_are_the_logged_runs():
+    # docs/features.md's two tables are rendered from experiments/results/features.jsonl, the rows
+    # the experiment scripts logged; render_table.py --check fails when they differ.
+    import subprocess
+
+    script = ROOT / "experiments" / "features" / "render_table.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_readme_simclr_rows_are_the_features_doc_rows():
+    # The README's "Better features" table quotes docs/features.md's rows for simclr (mean ± sd over
+    # three seeds): ACC and NMI are the same strings.
+    readme_to_doc = {  # a README row's first cell starts with the key, the doc row's with the value
+        "`simclr`, the default": "`simclr`: 48 epochs, temperature 0.5, clusters output",
+        '`simclr`, `output="projection"`': "`simclr`: 40 epochs, temperature 0.5, projection output",
+    }
+    doc = _table_rows((ROOT / "docs" / "features.md").read_text(), "<!-- table:begin -->", "<!-- table:end -->")
+    readme = _table_rows((ROOT / "README.md").read_text(), "<!-- quoted-table: better-features -->",
+                         "<!-- /quoted -->")
+    simclr = [cells for cells in readme if cells[0].startswith("`simclr`")]
+    assert len(simclr) == len(readme_to_doc)
+    for cells in simclr:
+        (doc_start,) = [v for k, v in readme_to_doc.items() if cells[0].startswith(k)]
+        (row,) = [r for r in doc if r[0].startswith(doc_start)]
+        assert [c.replace("*", "") for c in cells[1:3]] == row[2:4], (cells, row)
+
+
+def _table_rows(text: str, begin: str, end: str) -> list[list[str]]:
+    body = text[text.index(begin) + len(begin):text.index(end, text.index(begin))]
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in body.splitlines() if line.startswith("| ") and not line.startswith("|---")][1:]

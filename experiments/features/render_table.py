@@ -51,12 +51,22 @@ def label(r):
     if c.get("precision", "float32") != "float32":
         parts.append(c["precision"])
     older = {"precision": "float32"}  # settings added later: what the runs before them used
-    is_default = all(c.get(k, older.get(k)) == v for k, v in SIMCLR_DEFAULT.items())
+    # A run records the precision "auto" resolved to; either one is the default's.
+    is_default = all(c.get(k, older.get(k)) == v or (k, v) == ("precision", "auto")
+                     for k, v in SIMCLR_DEFAULT.items())
+    if r.get("via"):
+        parts.append(f"`{r['via']}`")
     return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
 
 
 def minutes(s):
     return f"{statistics.mean(s) / 60:.1f}"
+
+
+def cpu_minutes(rs):
+    """The mean CPU minutes of the trainings, "–" where a row's run did not measure them."""
+    s = [r.get("train_cpu_seconds") for r in rs]
+    return "–" if None in s else minutes(s)
 
 
 def main():
@@ -67,12 +77,12 @@ def main():
     out = ["| features | seeds | ACC | NMI | ARI | training, min (wall) | training, CPU min | threads | load avg |",
            "|---|---|---|---|---|---|---|---|---|"]
     for name, rs in sorted(final.items(), key=lambda kv: -statistics.mean(r["acc"] for r in kv[1])):
-        load = [r["load_avg_before"][1] for r in rs] + [r["load_avg_after"][1] for r in rs]
+        load = [r[k][1] for r in rs for k in ("load_avg_before", "load_avg_after") if r.get(k)]
         out.append(
             f"| {name} | {len(rs)} | {ms([r['acc'] for r in rs])} | {ms([r['nmi'] for r in rs])} | "
             f"{ms([r['ari'] for r in rs])} | {minutes([r['train_seconds'] for r in rs])} | "
-            f"{minutes([r['train_cpu_seconds'] for r in rs])} | {'/'.join(sorted({str(r['threads']) for r in rs}))} | "
-            f"{min(load):.1f}–{max(load):.1f} |"
+            f"{cpu_minutes(rs)} | {'/'.join(sorted({str(r['threads']) for r in rs}))} | "
+            f"{f'{min(load):.1f}–{max(load):.1f}' if load else '–'} |"
         )
     for name, a, n, ari, t in LITERATURE:
         out.append(f"| {name} | – | {a} | {n} | {ari} | {t} | – | – | – |")
