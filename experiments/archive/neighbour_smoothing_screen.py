@@ -8,7 +8,7 @@ with its neighbours' before k-means. Prints ACC and NMI (labels for scoring only
 """
 import sys
 from pathlib import Path
-import numpy as np, torch
+import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
 from common import scores, judge
 from aeclust.datasets import load_dataset

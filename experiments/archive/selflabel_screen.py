@@ -9,10 +9,10 @@ fine-tunes on two augmented views of them with class-balanced cross-entropy
 (argmax of the head) after each epoch, and the precision of the pseudo-labels;
 labels are used for scoring only. Row: `simclr 40 epochs, bfloat16 + self-labelling`.
 """
-import argparse, json, math, sys, time
+import argparse, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))  # common.py, shared with the kept scripts
-import numpy as np, torch, torch.nn.functional as F
+import torch, torch.nn.functional as F
 from common import scores
 from aeclust.datasets import load_dataset
 from aeclust.contrastive import load_model, augment, nt_xent, cluster_loss, encode, _resize_for_encoding

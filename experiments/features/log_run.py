@@ -21,7 +21,8 @@ from common import log  # beside this script, which Python puts first on the pat
 ap = argparse.ArgumentParser()
 ap.add_argument("run_dir", type=Path)
 ap.add_argument("--load-avg", nargs=2, type=float, metavar=("BEFORE", "AFTER"))
-ap.add_argument("--threads", type=int, default=2, help="torch threads the run used (aeclust: one per core)")
+ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                help="torch threads the run used (default: one per core, as aeclust takes)")
 a = ap.parse_args()
 folders = sorted(a.run_dir.glob("seed-*")) or [a.run_dir]
 for folder in folders:

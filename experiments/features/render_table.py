@@ -48,9 +48,9 @@ def label(r):
         parts.append(f"cluster head ({c['n_clusters']})")
     if c.get("mirror"):
         parts.append("mirror-averaged")
-    if c.get("precision", "float32") != "float32":
-        parts.append(c["precision"])
     older = {"precision": "float32"}  # settings added later: what the runs before them used
+    if c.get("precision", older["precision"]) != "float32":
+        parts.append(c["precision"])
     # A run records the precision "auto" resolved to; either one is the default's.
     is_default = all(c.get(k, older.get(k)) == v or (k, v) == ("precision", "auto")
                      for k, v in SIMCLR_DEFAULT.items())

@@ -12,6 +12,7 @@ training and the load average of the machine before and after.
 """
 import argparse, json, os, time
 
+import numpy as np
 import torch
 from common import judge, load, log  # beside this script, which Python puts first on the path
 
@@ -32,8 +33,6 @@ torch.set_num_threads(a.threads)
 d = load()
 load_before = [round(x, 2) for x in os.getloadavg()]
 c0, t0 = time.process_time(), time.perf_counter()
-import numpy as np
-
 train = np.concatenate([d.train_images, d.test_images]) if a.with_test else d.train_images
 ext = fit_features(a.name, train, seed=a.seed, device=a.device, out_dir=a.out, progress=False, **config)
 t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
