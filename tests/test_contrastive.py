@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from aeclust.contrastive import (
+    MEAN,
+    STD,
     ContrastiveConfig,
     ContrastiveNet,
     encode,
+    encoding_views,
     load_model,
     save_model,
     train_contrastive,
@@ -57,6 +61,8 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     ({"lr": 0.0}, "lr > 0"),
     ({"temperature": -0.5}, "temperature > 0"),
     ({"precision": "float16"}, "precision must be one of auto, float32, bfloat16"),
+    ({"encode_crops": (0.8, 0.0)}, r"encode_crops must be side fractions in \(0, 1\]"),
+    ({"encode_crops": (1.5,)}, "encode_crops must be side fractions"),
 ])  # fmt: skip
 def test_config_names_what_is_wrong(bad, match):
     with pytest.raises(InvalidInputError, match=f"invalid ContrastiveConfig: .*{match}"):
@@ -70,10 +76,11 @@ def test_config_reports_every_problem_at_once():
 
 
 def test_config_as_a_dict_and_back():
-    cfg = ContrastiveConfig(widths=[4, 8], crop_scale=[0.3, 0.9], output="encoder", mirror=True)
+    cfg = ContrastiveConfig(widths=[4, 8], crop_scale=[0.3, 0.9], output="encoder", mirror=True, encode_crops=[0.5])
     assert cfg.widths == (4, 8) and cfg.crop_scale == (0.3, 0.9)  # lists from JSON become tuples
+    assert cfg.encode_crops == (0.5,)
     d = cfg.to_dict()
-    assert d["widths"] == [4, 8] and d["crop_scale"] == [0.3, 0.9]
+    assert d["widths"] == [4, 8] and d["crop_scale"] == [0.3, 0.9] and d["encode_crops"] == [0.5]
     json.dumps(d)
     assert ContrastiveConfig.from_dict(d) == cfg
     assert ContrastiveConfig.from_dict(json.loads(json.dumps(d))) == cfg
@@ -210,6 +217,47 @@ def test_encode_shapes_and_norms(images, trained):
     assert encode(model, images[:0], output="clusters").shape == (0, 4)
 
 
+def test_encoding_views_are_the_image_its_crops_and_their_mirrors(images):
+    x = torch.from_numpy(images[:6]).permute(0, 3, 1, 2).float() / 255
+    norm = lambda v: (v - MEAN) / STD  # noqa: E731
+    cfg = ContrastiveConfig(widths=(8, 16), resolution=16, encode_crops=(0.5, 0.75), mirror=True)
+    views = encoding_views(x, cfg)
+    assert len(views) == 2 * (1 + 9 * 2) and all(v.shape == (6, 3, 16, 16) for v in views)
+    # the whole image, 2x2 area-averaged to 16x16
+    torch.testing.assert_close(views[0], norm(torch.nn.functional.avg_pool2d(x, 2)))
+    # half-side crops land on pixel centres: the corners are the image's quadrants, row by row
+    torch.testing.assert_close(views[1], norm(x[..., :16, :16]))
+    torch.testing.assert_close(views[3], norm(x[..., :16, 16:]))
+    torch.testing.assert_close(views[9], norm(x[..., 16:, 16:]))
+    torch.testing.assert_close(views[5], norm(x[..., 8:24, 8:24]))  # the centre
+    # the second half mirrors the first; no mirror, no second half; no crops, the image alone
+    for v, m in zip(views[:19], views[19:]):
+        torch.testing.assert_close(m, v.flip(3))
+    assert len(encoding_views(x, replace(cfg, mirror=False))) == 19
+    assert len(encoding_views(x, replace(cfg, encode_crops=(), mirror=False))) == 1
+
+
+def test_encode_averages_over_the_views(images, trained):
+    model = trained[0].model
+    config = model.config
+    assert config.encode_crops == (0.85, 0.7) and config.mirror  # the defaults: 38 views
+    whole = replace(config, encode_crops=(), mirror=False)
+    x = torch.from_numpy(images[:12]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        views = encoding_views(x, config)
+        assert len(views) == 38
+        want = sum(model.cluster_head(model.encoder(v)).softmax(1) for v in views) / 38
+        one = model.cluster_head(model.encoder(encoding_views(x, whole)[0])).softmax(1)
+    got = encode(model, images[:12], output="clusters")
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+    model.config = whole
+    try:
+        np.testing.assert_allclose(encode(model, images[:12], output="clusters"), one.numpy(), rtol=1e-5, atol=1e-6)
+    finally:
+        model.config = config
+    assert not np.allclose(got, one.numpy())
+
+
 def test_encode_of_images_of_another_size(images, trained):
     model = trained[0].model
     big = np.repeat(np.repeat(images[:4], 2, axis=1), 2, axis=2)  # 64x64, resampled to the config's 8x8
@@ -243,7 +291,7 @@ def test_saved_model_encodes_like_the_trained_one(images, trained):
                                       encode(result.model, images[:40], output=output))
     state = torch.load(out / "model.pt", weights_only=True)
     assert list(state) == ["format", "version", "config", "model", "versions", "history"]
-    assert state["format"] == "aeclust.contrastive" and state["version"] == 2
+    assert state["format"] == "aeclust.contrastive" and state["version"] == 3
     assert state["history"] == result.history
 
 
@@ -276,11 +324,11 @@ def test_files_that_are_not_contrastive_models(trained, tmp_path):
     with pytest.raises(AeclustError, match="is not an aeclust contrastive model"):
         load_model(tmp_path / "ae.pt")
     state = torch.load(trained[1] / "model.pt", weights_only=True)
-    state["version"] = 3
+    state["version"] = 4
     torch.save(state, tmp_path / "future.pt")
-    with pytest.raises(AeclustError, match="contrastive model version 3; this aeclust reads versions 1 and 2"):
+    with pytest.raises(AeclustError, match="contrastive model version 4; this aeclust reads versions 1, 2 and 3"):
         load_model(tmp_path / "future.pt")
-    state["version"], state["config"]["widths"] = 2, [8, 32]
+    state["version"], state["config"]["widths"] = 3, [8, 32]
     torch.save(state, tmp_path / "wider.pt")
     with pytest.raises(AeclustError, match="do not fit its config"):
         load_model(tmp_path / "wider.pt")

@@ -110,7 +110,7 @@ def test_mirror_encoding_is_mirror_invariant(images):
     a = encode(model, images[:10])
     b = encode(model, np.ascontiguousarray(images[:10, :, ::-1]))  # each image left-right mirrored
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    plain = encode(_tiny_contrastive(images, output="projection"), images[:10])
+    plain = encode(_tiny_contrastive(images, output="projection", mirror=False), images[:10])
     assert not np.allclose(a, plain)
 
 
@@ -144,15 +144,33 @@ def test_a_version_1_model_loads_as_it_was_saved(images, tmp_path):
 
     from aeclust.contrastive import encode, load_model, save_model
 
-    model = _tiny_contrastive(images, n_clusters=0, output="encoder")
+    model = _tiny_contrastive(images, n_clusters=0, output="encoder", mirror=False, encode_crops=())
     save_model(tmp_path / "model.pt", model)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    for key in ("n_clusters", "cluster_temperature", "output", "mirror"):
+    for key in ("n_clusters", "cluster_temperature", "output", "mirror", "encode_crops"):
         del state["config"][key]
     state["version"] = 1
     torch.save(state, tmp_path / "model.pt")
     old = load_model(tmp_path / "model.pt")
     assert old.cluster_head is None and old.config.output == "encoder"
+    np.testing.assert_array_equal(encode(old, images[:5]), encode(model, images[:5]))
+
+
+def test_a_version_2_model_encodes_the_whole_image_alone(images, tmp_path):
+    """Models written before the encoding crops keep their meaning: the whole image (and its mirror image
+    where their config asked for it)."""
+    import torch
+
+    from aeclust.contrastive import encode, load_model, save_model
+
+    model = _tiny_contrastive(images, encode_crops=())
+    save_model(tmp_path / "model.pt", model)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    del state["config"]["encode_crops"]
+    state["version"] = 2
+    torch.save(state, tmp_path / "model.pt")
+    old = load_model(tmp_path / "model.pt")
+    assert old.config.encode_crops == () and old.config.mirror
     np.testing.assert_array_equal(encode(old, images[:5]), encode(model, images[:5]))
 
 

@@ -23,10 +23,11 @@ Learned extractors (:data:`EXTRACTORS`):
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
-    A small convnet trained for 48 epochs on augmented 16x16 views with two
+    A small convnet trained for 52 epochs on augmented 16x16 views with two
     contrastive losses, one between images (SimCLR) and one between clusters
     (Contrastive Clustering) (:mod:`aeclust.contrastive`); its cluster head's
-    probabilities over ``n_clusters`` clusters (``output="projection"``: the
+    probabilities over ``n_clusters`` clusters, averaged over 38 views of each
+    image (the whole image, 18 crops, their mirror images) (``output="projection"``: the
     projection head's 64 L2-normalised values, a feature for any k). The best
     measured here (docs/features.md).
 ``kmeans-patches``
@@ -90,7 +91,8 @@ class AutoencoderFeatures:
     def transform(self, images):
         from .autoencoder import encode
 
-        return encode(self.model, images, device=self.device)
+        # All of torch's threads, as the training: 38 views of every image are most of the encoding's work.
+        return encode(self.model, images, device=self.device, num_threads=None)
 
 
 # -----------------------------------------------------------------------------
@@ -121,7 +123,8 @@ class ContrastiveFeatures:
     def transform(self, images):
         from .contrastive import encode
 
-        return encode(self.model, images, device=self.device)
+        # All of torch's threads, as the training: 38 views of every image are most of the encoding's work.
+        return encode(self.model, images, device=self.device, num_threads=None)
 
 
 # -----------------------------------------------------------------------------
