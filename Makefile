@@ -37,7 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 
 # The best learned feature (simclr) as `aeclust run` trains and clusters it, 3 seeds one after another on
-# CIFAR-10 (about 35 minutes here), and docs/features.md's table from all recorded rows.
+# CIFAR-10 (about 40 minutes here), and docs/features.md's table from all recorded rows.
 features: setup-test
 	rm -rf runs/features
 	$(BIN)/aeclust run --feature-sets pixels,simclr --seeds 0..2 --jobs 1 --out runs/features
