@@ -91,8 +91,7 @@ class AutoencoderFeatures:
     def transform(self, images):
         from .autoencoder import encode
 
-        # All of torch's threads, as the training: 38 views of every image are most of the encoding's work.
-        return encode(self.model, images, device=self.device, num_threads=None)
+        return encode(self.model, images, device=self.device)
 
 
 # -----------------------------------------------------------------------------
