@@ -46,12 +46,12 @@ def label(r):
     parts = [f"{c['epochs']} epochs", f"temperature {c['temperature']}", f"{c.get('output', 'encoder')} output"]
     if c.get("n_clusters"):
         parts.append(f"cluster head ({c['n_clusters']})")
-    crops = c.get("encode_crops", [])
+    older = {"precision": "float32", "encode_crops": []}  # settings added later: what the runs before them used
+    crops = c.get("encode_crops", older["encode_crops"])
     if crops:
         parts.append(f"encoded over {(1 + 9 * len(crops)) * (2 if c.get('mirror') else 1)} views")
     elif c.get("mirror"):
         parts.append("mirror-averaged")
-    older = {"precision": "float32", "encode_crops": []}  # settings added later: what the runs before them used
     if c.get("precision", older["precision"]) != "float32":
         parts.append(c["precision"])
     # A run records the precision "auto" resolved to; either one is the default's.

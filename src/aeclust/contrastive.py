@@ -176,6 +176,17 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
 
 
+def _normalise(v: torch.Tensor) -> torch.Tensor:
+    return (v - MEAN.to(v.device)) / STD.to(v.device)
+
+
+def _resample(x: torch.Tensor, theta: torch.Tensor, r: int) -> torch.Tensor:
+    """The r x r views of ``x`` that the affine maps ``theta`` (n, 2, 3) pick out, bilinearly: one crop (and
+    flip) per image, in grid units where the image spans [-1, 1]; the training's views and the encoding's crops."""
+    grid = F.affine_grid(theta, [len(x), x.shape[1], r, r], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) -> torch.Tensor:
     """A random view of each image in ``x`` (n, 3, H, W) in [0, 1], of side ``config.resolution``.
 
@@ -200,9 +211,7 @@ def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) ->
     theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = sw * flip, cx
     theta[:, 1, 1], theta[:, 1, 2] = sh, cy
-    r = config.resolution
-    grid = F.affine_grid(theta, [n, 3, r, r], align_corners=False)
-    v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    v = _resample(x, theta, config.resolution)
 
     s = config.jitter
     do = (u(n, 1, 1, 1) < config.p_jitter).float()
@@ -221,13 +230,13 @@ def augment(x: torch.Tensor, config: ContrastiveConfig, gen: torch.Generator) ->
             v = ((v - g) * sat + g).clamp(0, 1)
     gray = u(n, 1, 1, 1) < config.p_gray
     v = torch.where(gray, _gray(v).expand_as(v), v)
-    return (v - MEAN.to(dev)) / STD.to(dev)
+    return _normalise(v)
 
 
 def _resize_for_encoding(x: torch.Tensor, r: int) -> torch.Tensor:
     if x.shape[-1] != r or x.shape[-2] != r:
         x = F.interpolate(x, size=(r, r), mode="area")
-    return (x - MEAN.to(x.device)) / STD.to(x.device)
+    return _normalise(x)
 
 
 def encoding_views(x: torch.Tensor, config: ContrastiveConfig) -> list[torch.Tensor]:
@@ -246,9 +255,7 @@ def encoding_views(x: torch.Tensor, config: ContrastiveConfig) -> list[torch.Ten
         for cy in (-1.0, 0.0, 1.0):
             for cx in (-1.0, 0.0, 1.0):
                 theta = torch.tensor([[f, 0.0, cx * (1 - f)], [0.0, f, cy * (1 - f)]], device=x.device)
-                grid = F.affine_grid(theta.expand(n, 2, 3), [n, 3, r, r], align_corners=False)
-                v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-                views.append((v - MEAN.to(x.device)) / STD.to(x.device))
+                views.append(_normalise(_resample(x, theta.expand(n, 2, 3), r)))
     if config.mirror:
         views += [v.flip(3) for v in views]
     return views
