@@ -170,6 +170,9 @@ def test_run_with_a_learned_feature_set(cifar_dir, tmp_path):
     assert list(r["feature_sets"]) == ["pixels", "simclr"]
     # The cluster head learns the run's k clusters, and its probabilities are what k-means gets.
     assert r["feature_sets"]["simclr"]["n_features"] == r["config"]["k"] == 10
+    # The study's one random start on the pixels; k-means++, best of 10, on the learned clustering feature.
+    km = {name: (fs["kmeans"]["init"], fs["kmeans"]["n_init"]) for name, fs in r["feature_sets"].items()}
+    assert km == {"pixels": ("random", 1), "simclr": ("k-means++", 10)}
     meta = json.loads((out / "simclr" / "model" / "features.json").read_text())
     assert meta["config"]["n_clusters"] == 10 and meta["config"]["output"] == "clusters"
     assert meta["config"]["precision"] in ("float32", "bfloat16")  # "auto", resolved for this machine

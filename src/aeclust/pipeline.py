@@ -491,6 +491,9 @@ class _Run:
             stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
         if config.weights is not None and name not in FEATURE_SETS:  # other weights, another result
             stage_config["weights"] = config.weights
+        init, n_init = feature_set(name).kmeans if name != "features" else ("random", 1)
+        if (init, n_init) != ("random", 1):  # recorded only where it differs, so older runs still resume
+            stage_config.update(init=init, n_init=n_init)
         stage = _Stage(run_dir, name, stage_config, config.resume)
         result = stage.load()
         if result is not None:
@@ -507,8 +510,8 @@ class _Run:
             collapse = self.autoencoders[config.autoencoder_folder(color)].get("collapse")
         # A collapsed autoencoder's codes give numbers about the collapse, not the images.
         collapsed = bool(collapse and collapse["collapsed"])
-        out = cluster_and_judge(X, k=config.k, seed=config.seed, timings=t, progress=config.progress,
-                                one_cluster_ok=collapsed)
+        out = cluster_and_judge(X, k=config.k, seed=config.seed, init=init, n_init=n_init, timings=t,
+                                progress=config.progress, one_cluster_ok=collapsed)
         labels = out.pop("labels")
         save_array(run_dir / name / "labels.npy", labels)
         samples = out.pop("silhouette_samples")
