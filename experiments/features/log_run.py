@@ -6,7 +6,7 @@ Usage (from the repository root; it runs from any folder):
     python experiments/features/log_run.py DIR [--load-avg BEFORE AFTER]
 
 One row per seed folder (DIR/seed-N, or DIR itself for a single-seed run): the
-run's ACC, NMI and ARI (its own k-means: random initial centres, one run), the
+run's ACC, NMI and ARI (from the run's own k-means, whose start the row records), the
 training's wall-clock seconds (the sum of its epochs), the run's total seconds,
 and the config the model was saved with. A run does not record CPU time or the
 machine's load; ``--load-avg`` gives the 5-minute load average measured before
@@ -35,6 +35,7 @@ for folder in folders:
     load = ([[None, a.load_avg[0], None], [None, a.load_avg[1], None]] if a.load_avg
             else [None, [round(x, 2) for x in os.getloadavg()]])
     log({"variant": "simclr", "features": "simclr", "via": "aeclust run", "config": config,
+         "kmeans": [fs["kmeans"]["init"], fs["kmeans"]["n_init"]],
          "seed": results["config"]["seed"], "acc": ext["acc"], "nmi": ext["nmi"], "ari": ext["ari"],
          "dim": fs["n_features"], "train_seconds": round(sum(r["seconds"] for r in history), 1),
          "train_cpu_seconds": None, "run_seconds": round(results["timings"]["total"], 1),

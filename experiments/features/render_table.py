@@ -38,6 +38,15 @@ def _simclr_default():
 SIMCLR_DEFAULT = _simclr_default()  # the settings of `simclr` as aeclust trains it now
 
 
+def _simclr_kmeans():
+    from aeclust.features import FEATURE_SETS
+
+    return tuple(FEATURE_SETS["simclr"].kmeans)
+
+
+SIMCLR_KMEANS = _simclr_kmeans()  # how `aeclust run` starts k-means on it now
+
+
 def label(r):
     """A final row's name: for ``simclr``, the settings that tell its runs apart."""
     c = r["config"]
@@ -59,6 +68,11 @@ def label(r):
                      for k, v in SIMCLR_DEFAULT.items())
     if r.get("via"):
         parts.append(f"`{r['via']}`")
+        # The run's k-means: rows logged before it was recorded came from one random start.
+        km = tuple(r.get("kmeans", ("random", 1)))
+        parts.append("k-means++ best of 10" if km == ("k-means++", 10) else
+                     "one random k-means start" if km == ("random", 1) else f"k-means {km[0]} x{km[1]}")
+        is_default = is_default and km == SIMCLR_KMEANS
     return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
 
 

@@ -296,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated feature sets to compare: {', '.join(FEATURE_SETS)}, or 'all' "
                         f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (about "
                         f"12 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
-                        f"backbones, timm:MODEL or open_clip:ARCH.TAG (pip install 'aeclust[pretrained]') "
+                        f"backbones, timm:MODEL or open_clip:ARCH.TAG (pip install 'aeclust[pretrained]'). "
+                        f"k-means starts from random data points, once, on the study's sets (pixels, pixels-rgb, "
+                        f"pca, codes, codes-rgb) and takes the best of 10 k-means++ starts on the others "
                         f"(default: pixels,codes — the study)")
     p.add_argument("--map", action="store_true",
                    help="add a 2-D t-SNE map of each feature set to the report (2,000 points, about 5 s a "
