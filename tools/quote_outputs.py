@@ -198,6 +198,10 @@ def run_all(commands: Iterable[str], workdir: Path, data_dir: str | os.PathLike 
     env = dict(os.environ)
     if data_dir is not None:
         env["AECLUST_DATA"] = str(data_dir)
+    if env.get("AECLUST_DATA"):
+        # The commands run in ``workdir``: a relative path (the README's ../shared/data/cifar10) is made
+        # absolute from here, where it was given, or it would name a folder that is not there.
+        env["AECLUST_DATA"] = str(Path(env["AECLUST_DATA"]).resolve())
     runs: dict[str, Run] = {}
     for command in dict.fromkeys(commands):
         if log:
