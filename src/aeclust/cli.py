@@ -19,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
-from .features import ALL_FEATURE_SETS, FEATURE_SETS, feature_set_names
+from .features import ALL_FEATURE_SETS, FEATURE_SETS, STUDY_START, feature_set_names
 from .pipeline import CLUSTER_FEATURE_SETS
 
 EXIT_BAD_INPUT = 2
@@ -297,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (about "
                         f"12 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
                         f"backbones, timm:MODEL or open_clip:ARCH.TAG (pip install 'aeclust[pretrained]'). "
-                        f"k-means starts from random data points, once, on the study's sets (pixels, pixels-rgb, "
-                        f"pca, codes, codes-rgb) and takes the best of 10 k-means++ starts on the others "
+                        f"k-means starts from random data points, once, on the study's sets ("
+                        f"{', '.join(n for n, f in FEATURE_SETS.items() if f.kmeans == STUDY_START)}) and takes "
+                        f"the best of 10 k-means++ starts on the others "
                         f"(default: pixels,codes — the study)")
     p.add_argument("--map", action="store_true",
                    help="add a 2-D t-SNE map of each feature set to the report (2,000 points, about 5 s a "

@@ -244,6 +244,10 @@ class FeatureInputs:
     weights: str | None = None
 
 
+#: k-means' start as the study made it (FeatureSet.kmeans): random data points, one run.
+STUDY_START = ("random", 1)
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """One entry of :data:`FEATURE_SETS`.
@@ -261,7 +265,7 @@ class FeatureSet:
     # random start. A learned clustering feature gets k-means++, best of 10, as the literature's rows do:
     # simclr's cluster probabilities form k tight groups, and one random start can put two centres in one
     # group and merge two others (seed 1 of the 52-epoch default: ACC 0.393 that way, 0.441 best of 10).
-    kmeans: tuple[str, int] = ("random", 1)
+    kmeans: tuple[str, int] = STUDY_START
 
     def needs_rgb(self, ae_color: str = "gray") -> bool:
         """Whether the set needs RGB images (the "codes" set does when its autoencoder reads RGB)."""

@@ -32,7 +32,8 @@ import numpy as np
 from . import __version__, _fault
 from ._io import check_writable, remove_stale_temp_files, save_array, write_json
 from .errors import AeclustError, InvalidInputError
-from .features import DEFAULT_FEATURE_SETS, FEATURE_SETS, FeatureInputs, check_feature_sets, feature_set
+from .features import (DEFAULT_FEATURE_SETS, FEATURE_SETS, STUDY_START, FeatureInputs, check_feature_sets,
+                       feature_set)
 from .kmeans import KMeans
 from .metrics import cluster_quality
 
@@ -491,8 +492,8 @@ class _Run:
             stage_config["autoencoder"] = config.autoencoder_config(color).to_dict()
         if config.weights is not None and name not in FEATURE_SETS:  # other weights, another result
             stage_config["weights"] = config.weights
-        init, n_init = feature_set(name).kmeans if name != "features" else ("random", 1)
-        if (init, n_init) != ("random", 1):  # recorded only where it differs, so older runs still resume
+        init, n_init = feature_set(name).kmeans if name != "features" else STUDY_START
+        if (init, n_init) != STUDY_START:  # recorded only where it differs, so older runs still resume
             stage_config.update(init=init, n_init=n_init)
         stage = _Stage(run_dir, name, stage_config, config.resume)
         result = stage.load()
