@@ -43,6 +43,63 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+# -- layers ---------------------------------------------------------------------------------
+
+
+def _grads(module, x):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    return y.detach(), x.grad, [p.grad.clone() for p in module.parameters()]
+
+
+def test_a_3x3_convolution_on_2x2_maps_is_the_same_sums_as_one_matrix_product():
+    from aeclust.contrastive import _Conv3x3
+
+    torch.manual_seed(0)
+    ours = _Conv3x3(6, 5, 3, padding=1, bias=False)
+    plain = torch.nn.Conv2d(6, 5, 3, padding=1, bias=False)
+    plain.weight = torch.nn.Parameter(ours.weight.detach().clone())
+    x = torch.randn(4, 6, 2, 2).contiguous(memory_format=torch.channels_last)
+    for a, b in zip(_grads(ours, x), _grads(plain, x)):
+        for u, v in zip(*((a, b) if isinstance(a, list) else ([a], [b]))):
+            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_plain = ours(x), plain(x)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y.float(), y_plain.float(), rtol=0.02, atol=0.05)
+    x4 = torch.randn(2, 6, 4, 4)  # any other size is the ordinary convolution
+    assert torch.equal(ours(x4), plain(x4))
+
+
+def test_the_relu_after_the_max_pool_gives_the_values_and_gradients_of_relu_then_pool():
+    from torch import nn
+
+    from aeclust.contrastive import _MaxPoolReLU, _stage
+
+    torch.manual_seed(0)
+    ours = nn.Sequential(_stage(3, 4, relu=False), _MaxPoolReLU(2))
+    conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+    conv.load_state_dict(ours[0][0].state_dict())
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.5, -0.5, 1.0, 0.7]))  # a negative scale too
+        ours[0][1].weight.copy_(bn.weight)
+    textbook = nn.Sequential(conv, bn, nn.ReLU(), nn.MaxPool2d(2))
+    x = torch.randn(8, 3, 8, 8)
+    (y, gx, gw), (y_ref, gx_ref, gw_ref) = _grads(ours, x), _grads(textbook, x)
+    assert y.shape == (8, 4, 4, 4) and (y == 0).any() and (y > 0).any()
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-6, atol=1e-6)
+    for g, g_ref in zip(gw, gw_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_the_model_keeps_the_layer_names_of_saved_models():
+    names = list(ContrastiveNet(ContrastiveConfig()).state_dict())
+    assert [n for n in names if n.startswith("encoder.") and n.endswith("weight")] == [
+        f"encoder.{i}.{j}.weight" for i in (0, 2, 4, 6) for j in (0, 1)]
+
+
 # -- config ---------------------------------------------------------------------------------
 
 
