@@ -70,6 +70,8 @@ def test_a_3x3_convolution_on_2x2_maps_is_the_same_sums_as_one_matrix_product():
     torch.testing.assert_close(y.float(), y_plain.float(), rtol=0.02, atol=0.05)
     x4 = torch.randn(2, 6, 4, 4)  # any other size is the ordinary convolution
     assert torch.equal(ours(x4), plain(x4))
+    strided = _Conv3x3(6, 5, 3, padding=1, stride=2, bias=False)  # and so is any other layer
+    assert strided(x).shape == (4, 5, 1, 1)
 
 
 def test_the_relu_after_the_max_pool_gives_the_values_and_gradients_of_relu_then_pool():
