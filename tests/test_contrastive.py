@@ -47,10 +47,11 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def _grads(module, x):
+    """The output, the input's gradient and the parameters' gradients, in one list, for a weighted sum."""
     x = x.clone().requires_grad_()
     y = module(x)
     (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-    return y.detach(), x.grad, [p.grad.clone() for p in module.parameters()]
+    return [y.detach(), x.grad, *(p.grad.clone() for p in module.parameters())]
 
 
 def test_a_3x3_convolution_on_2x2_maps_is_the_same_sums_as_one_matrix_product():
@@ -61,9 +62,8 @@ def test_a_3x3_convolution_on_2x2_maps_is_the_same_sums_as_one_matrix_product():
     plain = torch.nn.Conv2d(6, 5, 3, padding=1, bias=False)
     plain.weight = torch.nn.Parameter(ours.weight.detach().clone())
     x = torch.randn(4, 6, 2, 2).contiguous(memory_format=torch.channels_last)
-    for a, b in zip(_grads(ours, x), _grads(plain, x)):
-        for u, v in zip(*((a, b) if isinstance(a, list) else ([a], [b]))):
-            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
+    for u, v in zip(_grads(ours, x), _grads(plain, x), strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, y_plain = ours(x), plain(x)
     assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
@@ -88,11 +88,11 @@ def test_the_relu_after_the_max_pool_gives_the_values_and_gradients_of_relu_then
         ours[0][1].weight.copy_(bn.weight)
     textbook = nn.Sequential(conv, bn, nn.ReLU(), nn.MaxPool2d(2))
     x = torch.randn(8, 3, 8, 8)
-    (y, gx, gw), (y_ref, gx_ref, gw_ref) = _grads(ours, x), _grads(textbook, x)
+    (y, gx, *gw), (y_ref, gx_ref, *gw_ref) = _grads(ours, x), _grads(textbook, x)
     assert y.shape == (8, 4, 4, 4) and (y == 0).any() and (y > 0).any()
     torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-6, atol=1e-6)
-    for g, g_ref in zip(gw, gw_ref):
+    for g, g_ref in zip(gw, gw_ref, strict=True):
         torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
 
 

@@ -65,7 +65,8 @@ def label(r):
         parts.append(c["precision"])
     # Runs of the default's settings from before the faster layers (2x2 maps' convolution as a matrix product,
     # the ReLU after the max-pool): the same function, rounded otherwise, so another training.
-    if r.get("layers") == "plain":
+    plain_layers = r.get("layers") == "plain"
+    if plain_layers:
         parts.append("plain layers")
     # A run records the precision "auto" resolved to; either one is the default's.
     is_default = all(c.get(k, older.get(k)) == v or (k, v) == ("precision", "auto")
@@ -76,7 +77,7 @@ def label(r):
         km = tuple(r.get("kmeans", ("random", 1)))
         parts.append("k-means++ best of 10" if km == ("k-means++", 10) else
                      "one random k-means start" if km == ("random", 1) else f"k-means {km[0]} x{km[1]}")
-        is_default = is_default and km == SIMCLR_KMEANS and r.get("layers") != "plain"
+        is_default = is_default and km == SIMCLR_KMEANS and not plain_layers
     return "`simclr`: " + ", ".join(parts) + (" (**the default**)" if is_default else "")
 
 

@@ -264,7 +264,7 @@ class FeatureSet:
     # How `aeclust run` starts k-means on this set: (init, n_init). The study's sets keep the study's one
     # random start. A learned clustering feature gets k-means++, best of 10, as the literature's rows do:
     # simclr's cluster probabilities form k tight groups, and one random start can put two centres in one
-    # group and merge two others (seed 1 of the 52-epoch default: ACC 0.393 that way, 0.441 best of 10).
+    # group and merge two others (seed 1 of the 52-epoch model, the default then: ACC 0.393 that way, 0.441 best of 10).
     kmeans: tuple[str, int] = STUDY_START
 
     def needs_rgb(self, ae_color: str = "gray") -> bool:
