@@ -111,6 +111,8 @@ def test_the_model_keeps_the_layer_names_of_saved_models():
     ({"widths": (8, 8, 8, 8), "resolution": 4}, "resolution 4 is too small for 4 stages"),
     ({"crop_scale": (0.5, 0.2)}, "crop_scale must satisfy 0 < lo <= hi <= 1"),
     ({"crop_scale": (0.0, 1.0)}, "crop_scale must satisfy"),
+    ({"p_solarize": 1.5}, r"p_jitter, p_gray and p_solarize must be probabilities in \[0, 1\]"),
+    ({"p_gray": -0.1}, "must be probabilities"),
     ({"n_clusters": 1}, "n_clusters must be 0 or >= 2"),
     ({"cluster_temperature": 0.0}, "cluster_temperature > 0"),
     ({"output": "pixels"}, "output must be one of encoder, projection, clusters"),
@@ -350,7 +352,7 @@ def test_saved_model_encodes_like_the_trained_one(images, trained):
                                       encode(result.model, images[:40], output=output))
     state = torch.load(out / "model.pt", weights_only=True)
     assert list(state) == ["format", "version", "config", "model", "versions", "history"]
-    assert state["format"] == "aeclust.contrastive" and state["version"] == 3
+    assert state["format"] == "aeclust.contrastive" and state["version"] == 4
     assert state["history"] == result.history
 
 
@@ -383,11 +385,11 @@ def test_files_that_are_not_contrastive_models(trained, tmp_path):
     with pytest.raises(AeclustError, match="is not an aeclust contrastive model"):
         load_model(tmp_path / "ae.pt")
     state = torch.load(trained[1] / "model.pt", weights_only=True)
-    state["version"] = 4
+    state["version"] = 5
     torch.save(state, tmp_path / "future.pt")
-    with pytest.raises(AeclustError, match="contrastive model version 4; this aeclust reads versions 1, 2 and 3"):
+    with pytest.raises(AeclustError, match="contrastive model version 5; this aeclust reads versions 1, 2, 3 and 4"):
         load_model(tmp_path / "future.pt")
-    state["version"], state["config"]["widths"] = 3, [8, 32]
+    state["version"], state["config"]["widths"] = 4, [8, 32]
     torch.save(state, tmp_path / "wider.pt")
     with pytest.raises(AeclustError, match="do not fit its config"):
         load_model(tmp_path / "wider.pt")

@@ -1,5 +1,7 @@
 """The feature registry: shapes, files and a tiny fit of every entry (a few seconds)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,25 @@ def test_augment_gives_views_of_the_configured_size():
     v1, v2 = augment(x, cfg, g), augment(x, cfg, g)
     assert v1.shape == (8, 3, 16, 16) and torch.isfinite(v1).all()
     assert not torch.equal(v1, v2)
+
+
+def test_solarisation_flips_the_values_above_one_half_and_leaves_the_other_draws_alone():
+    import torch
+
+    from aeclust.contrastive import MEAN, STD, ContrastiveConfig, augment
+
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def view(p):  # on the [0, 1] scale, from the same generator state
+        return augment(x, ContrastiveConfig(resolution=8, p_solarize=p), torch.Generator().manual_seed(0)) * STD + MEAN
+
+    plain, always = view(0.0), view(1.0)
+    assert (plain > 0.55).any()
+    # Solarisation draws after every other choice, so the view before it is the same one.
+    torch.testing.assert_close(always, torch.where(plain >= 0.5, 1 - plain, plain), atol=1e-5, rtol=0)
+    sometimes = view(0.5)
+    flipped = [not torch.allclose(s, p, atol=1e-5) for s, p in zip(sometimes, plain, strict=True)]
+    assert 0 < sum(flipped) < len(flipped)
 
 
 def test_nt_xent_prefers_matching_pairs():
@@ -147,7 +168,7 @@ def test_a_version_1_model_loads_as_it_was_saved(images, tmp_path):
     model = _tiny_contrastive(images, n_clusters=0, output="encoder", mirror=False, encode_crops=())
     save_model(tmp_path / "model.pt", model)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    for key in ("n_clusters", "cluster_temperature", "output", "mirror", "encode_crops"):
+    for key in ("n_clusters", "cluster_temperature", "output", "mirror", "encode_crops", "p_solarize"):
         del state["config"][key]
     state["version"] = 1
     torch.save(state, tmp_path / "model.pt")
@@ -166,11 +187,29 @@ def test_a_version_2_model_encodes_the_whole_image_alone(images, tmp_path):
     model = _tiny_contrastive(images, encode_crops=())
     save_model(tmp_path / "model.pt", model)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    del state["config"]["encode_crops"]
+    del state["config"]["encode_crops"], state["config"]["p_solarize"]
     state["version"] = 2
     torch.save(state, tmp_path / "model.pt")
     old = load_model(tmp_path / "model.pt")
     assert old.config.encode_crops == () and old.config.mirror
+    np.testing.assert_array_equal(encode(old, images[:5]), encode(model, images[:5]))
+
+
+def test_a_version_3_model_was_trained_without_solarisation(images, tmp_path):
+    import torch
+
+    from aeclust.contrastive import ContrastiveConfig, encode, load_model, save_model
+
+    assert ContrastiveConfig().p_solarize == 0.2
+    model = _tiny_contrastive(images)
+    save_model(tmp_path / "model.pt", model)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    del state["config"]["p_solarize"]
+    state["version"] = 3
+    torch.save(state, tmp_path / "model.pt")
+    old = load_model(tmp_path / "model.pt")
+    assert old.config.p_solarize == 0.0
+    assert replace(old.config, p_solarize=model.config.p_solarize) == model.config
     np.testing.assert_array_equal(encode(old, images[:5]), encode(model, images[:5]))
 
 

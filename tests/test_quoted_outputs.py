@@ -192,9 +192,10 @@ def test_readme_simclr_rows_are_the_features_doc_rows():
     # three seeds): ACC and NMI are the same strings.
     readme_to_doc = {  # a README row's first cell starts with the key, the doc row's with the value
         "`simclr`, the default": "`simclr`: 60 epochs, temperature 0.5, clusters output, cluster head (10), "
-                                 "encoded over 38 views, bfloat16, `aeclust run`, k-means++ best of 10 (**the default**)",
-        "`simclr`, 52 epochs": "`simclr`: 52 epochs, temperature 0.5, clusters output, cluster head (10), "
-                               "encoded over 38 views, bfloat16, `aeclust run`, k-means++ best of 10",
+                                 "encoded over 38 views, bfloat16, solarised (0.2), `aeclust run`, k-means++ best "
+                                 "of 10 (**the default**)",
+        "`simclr`, without solarisation": "`simclr`: 60 epochs, temperature 0.5, clusters output, cluster head "
+                                          "(10), encoded over 38 views, bfloat16, `aeclust run`, k-means++ best of 10",
         '`simclr`, `output="projection"`': "`simclr`: 40 epochs, temperature 0.5, projection output",
     }
     doc = _table_rows((ROOT / "docs" / "features.md").read_text(), "<!-- table:begin -->", "<!-- table:end -->")

@@ -55,7 +55,8 @@ def label(r):
     parts = [f"{c['epochs']} epochs", f"temperature {c['temperature']}", f"{c.get('output', 'encoder')} output"]
     if c.get("n_clusters"):
         parts.append(f"cluster head ({c['n_clusters']})")
-    older = {"precision": "float32", "encode_crops": []}  # settings added later: what the runs before them used
+    # Settings added later: what the runs before them used.
+    older = {"precision": "float32", "encode_crops": [], "p_solarize": 0.0}
     crops = c.get("encode_crops", older["encode_crops"])
     if crops:
         parts.append(f"encoded over {(1 + 9 * len(crops)) * (2 if c.get('mirror') else 1)} views")
@@ -63,6 +64,8 @@ def label(r):
         parts.append("mirror-averaged")
     if c.get("precision", older["precision"]) != "float32":
         parts.append(c["precision"])
+    if c.get("p_solarize", older["p_solarize"]):
+        parts.append(f"solarised ({c['p_solarize']})")
     # Runs of the default's settings from before the faster layers (2x2 maps' convolution as a matrix product,
     # the ReLU after the max-pool): the same function, rounded otherwise, so another training.
     plain_layers = r.get("layers") == "plain"

@@ -294,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sub-folders give labels) or a .npy/.npz file")
     p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
                    help=f"comma-separated feature sets to compare: {', '.join(FEATURE_SETS)}, or 'all' "
-                        f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (about "
-                        f"13 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
+                        f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (13 "
+                        f"to 14 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
                         f"backbones, timm:MODEL or open_clip:ARCH.TAG (pip install 'aeclust[pretrained]'). "
                         f"k-means starts from random data points, once, on the study's sets ("
                         f"{', '.join(n for n, f in FEATURE_SETS.items() if f.kmeans == STUDY_START)}) and takes "

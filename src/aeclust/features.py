@@ -23,7 +23,8 @@ Learned extractors (:data:`EXTRACTORS`):
     The study's convolutional autoencoder (:mod:`aeclust.autoencoder`), with its
     defaults; its 192 code values per image. The baseline.
 ``simclr``
-    A small convnet trained for 60 epochs on augmented 16x16 views with two
+    A small convnet trained for 60 epochs on augmented (cropped, flipped,
+    colour-jittered, sometimes gray or solarised) 16x16 views with two
     contrastive losses, one between images (SimCLR) and one between clusters
     (Contrastive Clustering) (:mod:`aeclust.contrastive`); its cluster head's
     probabilities over ``n_clusters`` clusters, averaged over 38 views of each
