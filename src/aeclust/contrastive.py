@@ -72,7 +72,7 @@ class ContrastiveConfig(DictConfig):
     # Solarisation (BYOL): with this probability a view's values above 0.5 become 1 - value, which flips
     # the brightness order of a light object against its background. Without it the clusters split classes
     # by that order (dark object on light ground or the reverse). 60 epochs, 3 seeds of `aeclust run`:
-    # ACC 0.441 -> 0.459, NMI 0.354 -> 0.372.
+    # ACC 0.441 -> 0.459, NMI 0.354 -> 0.373.
     p_solarize: float = 0.2
     temperature: float = 0.5  # 10 epochs, 3 seeds: ACC 0.313, NMI 0.206; 0.2 gave 0.300, 0.198
     # Seed 0, encoder output: 10 epochs ACC 0.322, 40 epochs 0.361. 60 bfloat16 epochs and the encoding
