@@ -76,7 +76,8 @@ class ContrastiveConfig(DictConfig):
     p_solarize: float = 0.2
     temperature: float = 0.5  # 10 epochs, 3 seeds: ACC 0.313, NMI 0.206; 0.2 gave 0.300, 0.198
     # Seed 0, encoder output: 10 epochs ACC 0.322, 40 epochs 0.361. 60 bfloat16 epochs and the encoding
-    # take 13-14 minutes on this project's 2-core CPU, whose epochs vary from 11 to 15 s (docs/features.md).
+    # took 13.7-15.0 minutes a run on this project's 2-core CPU, whose epochs vary from 11 to 17 s
+    # (docs/features.md).
     epochs: int = 60
     batch_size: int = 256
     lr: float = 2e-3  # Adam, cosine decay to 0 with one warm-up epoch
