@@ -61,6 +61,7 @@ import contextlib
 import math
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -793,6 +794,25 @@ _build_lock = threading.Lock()
 _compiled = False
 
 
+def _disk_cache(numba) -> bool:
+    """Whether numba can cache the kernels on disk (``cache=True``).
+
+    numba caches beside this file (``__pycache__``), in ``NUMBA_CACHE_DIR`` or in the user's cache
+    folder, the first that is writable. An installed package often lies in a read-only
+    site-packages; where the user's cache folder is not writable either (an account without a
+    home), ``cache=True`` would stop with numba's "no locator available", so the kernels are
+    compiled in memory instead, in every process.
+    """
+    try:
+        numba.njit(cache=True)(_sq_distance)  # finds (or creates) the cache folder; compiles nothing
+    except RuntimeError:
+        warnings.warn("numba finds no writable folder to cache aeclust's kernels in: they are compiled "
+                      "again in every process (5-10 s); set NUMBA_CACHE_DIR to a writable folder to keep them",
+                      RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
 def _kernels():
     """Compile (or load from numba's on-disk cache) the kernels; once per process."""
     global _compiled
@@ -807,12 +827,13 @@ def _kernels():
         g["numba_prange"] = numba.prange
         g["_prefetch"] = _make_prefetch()
         g["_d64"] = _make_d64_vector()
+        cache = _disk_cache(numba)
         for name in _FAST:
-            g[name] = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(g[name])
+            g[name] = numba.njit(cache=cache, nogil=True, fastmath={"reassoc", "contract"})(g[name])
         for name in _SERIAL:
-            g[name] = numba.njit(cache=True, nogil=True)(g[name])
+            g[name] = numba.njit(cache=cache, nogil=True)(g[name])
         for name in _PARALLEL:
-            g[name] = numba.njit(cache=True, nogil=True, parallel=True)(g[name])
+            g[name] = numba.njit(cache=cache, nogil=True, parallel=True)(g[name])
         _compiled = True
 
 
