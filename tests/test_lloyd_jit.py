@@ -35,13 +35,19 @@ def ref_sq_dists(X: np.ndarray, C: np.ndarray) -> np.ndarray:
     return out
 
 
-def ref_lloyd(X, centers, max_iter):
-    """Plain Lloyd in float64 with the kernel's rules.
+def ref_lloyd(X, centers, max_iter, w=None):
+    """Plain Lloyd in float64 with the kernel's rules; with weights ``w``, the weighted rules
+    (sums of ``w x``, divided by the total weights; a cluster without a point of positive
+    weight is empty, and only points of positive weight re-seed).
 
     Returns (the result tuple, the labels after each assignment)."""
     n, d = X.shape
     k = centers.shape[0]
+    weighted = w is not None
+    w = np.ones(n) if w is None else w
+    carries = w > 0
     X64 = X.astype(np.float64)
+    WX = w[:, None] * X64 if weighted else X64
     trace = []
 
     def assign(C):
@@ -51,7 +57,7 @@ def ref_lloyd(X, centers, max_iter):
         return lab, D
 
     def update(labels, D, sums):
-        counts = np.bincount(labels, minlength=k)
+        counts = np.bincount(labels[carries], minlength=k)
         n_empty = int(np.count_nonzero(counts == 0))
         updated = labels
         if n_empty:
@@ -59,24 +65,27 @@ def ref_lloyd(X, centers, max_iter):
             left = counts.copy()
             donors = []
             for p in np.argsort(-own, kind="stable"):  # farthest first, ties to the lower row
-                if left[labels[p]] > 1:
+                if carries[p] and left[labels[p]] > 1:
                     donors.append(p)
                     left[labels[p]] -= 1
                     if len(donors) == n_empty:
                         break
             updated = labels.copy()
             updated[donors] = np.flatnonzero(counts == 0)[: len(donors)]
-            counts = np.bincount(updated, minlength=k)
+            counts = np.bincount(updated[carries], minlength=k)
             if sums is not None:
                 sums = sums.copy()
                 for p in sorted(donors):
-                    sums[labels[p]] -= X64[p]
-                    sums[updated[p]] += X64[p]
+                    sums[labels[p]] -= WX[p]
+                    sums[updated[p]] += WX[p]
         if sums is None:
             sums = np.zeros((k, d))
-            np.add.at(sums, updated, X64)  # row order
-        C = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-        return C, updated, n_empty, sums
+            np.add.at(sums, updated, WX)  # row order
+        if weighted:
+            C = (sums / np.where(counts > 0, np.bincount(updated, weights=w, minlength=k), 1.0)[:, None])
+        else:
+            C = sums / np.maximum(counts, 1)[:, None]
+        return C.astype(np.float32), updated, n_empty, sums
 
     labels, D = assign(centers.astype(np.float32))
     sums, previous, total = None, None, 0
@@ -93,17 +102,17 @@ def ref_lloyd(X, centers, max_iter):
             sums = None
         else:
             for p in moved:
-                sums[updated[p]] -= X64[p]
-                sums[new[p]] += X64[p]
+                sums[updated[p]] -= WX[p]
+                sums[new[p]] += WX[p]
         labels, previous = new, C
     C, labels, n_empty, _ = update(labels, D, sums)
     return (labels, C, max_iter, False, total + n_empty), trace
 
 
-def run_both(X, init, max_iter=300):
+def run_both(X, init, max_iter=300, w=None):
     trace = []
-    got = J.lloyd(X, init, max_iter, callback=lambda it, lab, c: trace.append(lab))
-    want, want_trace = ref_lloyd(X, init, max_iter)
+    got = J.lloyd(X, init, max_iter, callback=lambda it, lab, c: trace.append(lab), weights=w)
+    want, want_trace = ref_lloyd(X, init, max_iter, w)
     return got, trace, want, want_trace
 
 
@@ -481,3 +490,99 @@ def test_cluster_sums_are_row_order_float64_sums(k):
         want[c] = x[labels == c].sum(axis=0, dtype=np.float64)
     np.testing.assert_array_equal(got, want)
     assert not got[k - 1].any()
+
+
+# ------------------------------------------------------------------------------ weights
+@pytest.mark.parametrize("n,d,k,seed", [(600, 5, 3, 1), (1000, 20, 8, 2), (800, 33, 15, 5)])
+def test_weighted_lloyd_equals_the_weighted_reference(n, d, k, seed):
+    X, _ = make_blobs(n=n, d=d, k=max(2, k // 2), spread=2.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    init = X[rng.choice(n, k, replace=False)].copy()
+    w = rng.exponential(size=n)
+    w[rng.random(n) < 0.2] = 0.0  # a fifth of the points weigh nothing
+    assert_same(*run_both(X, init, w=w))
+
+
+def test_weighted_lloyd_with_unit_weights_gives_the_unweighted_bits():
+    # 1.0 * x is x and the total weights are the counts: the weighted code, the same numbers.
+    X, _ = make_blobs(n=1500, d=24, k=6, spread=3.0, seed=30)
+    init = X[np.random.default_rng(30).choice(1500, 9, replace=False)].copy()
+    plain, weighted = J.lloyd(X, init, 300), J.lloyd(X, init, 300, weights=np.ones(1500))
+    assert np.array_equal(plain[0], weighted[0]) and np.array_equal(plain[1], weighted[1])
+    assert plain[2:] == weighted[2:]
+
+
+def test_a_cluster_of_weightless_points_is_empty_and_reseeded_by_a_weighted_point():
+    X, init = grid_data(400, 3, 6, seed=31), None
+    w = np.ones(400)
+    far = np.arange(390, 400)
+    X[far] += 100.0  # ten far points of weight 0: the centre put there has no weight
+    w[far] = 0.0
+    init = np.concatenate([X[:3], X[far[:1]]])
+    got, trace, want, want_trace = run_both(X, init, w=w)
+    assert_same(got, trace, want, want_trace)
+    assert got[4] >= 1  # n_empty_total
+    assert w[np.flatnonzero(got[0] == 3)].sum() > 0  # the re-seeded cluster holds weight
+
+
+def test_integer_weights_equal_repeated_rows():
+    # Small integers: every float64 sum is exact, so repeating a row w times and giving
+    # it weight w are the same arithmetic: the same labels and centres, to the bit.
+    X = grid_data(500, 4, 9, seed=32)
+    w = np.random.default_rng(32).integers(1, 4, size=500)
+    init = X[:7].copy()
+    weighted = J.lloyd(X, init, 300, weights=w.astype(np.float64))
+    repeated = J.lloyd(np.repeat(X, w, axis=0), init, 300)
+    np.testing.assert_array_equal(np.repeat(weighted[0], w), repeated[0])
+    np.testing.assert_array_equal(weighted[1], repeated[1])
+    assert weighted[2:] == repeated[2:]
+
+
+def test_zero_weights_equal_removed_rows():
+    X = grid_data(500, 4, 9, seed=35)
+    keep = np.random.default_rng(35).random(500) < 0.7
+    init = X[np.flatnonzero(keep)[:7]].copy()
+    weighted = J.lloyd(X, init, 300, weights=keep.astype(np.float64))
+    removed = J.lloyd(X[keep], init, 300)
+    np.testing.assert_array_equal(weighted[0][keep], removed[0])
+    np.testing.assert_array_equal(weighted[1], removed[1])
+    # The weightless points are assigned like any other (to the nearest centre) ...
+    np.testing.assert_array_equal(weighted[0][~keep], J.assign_chunk(X[~keep], weighted[1])[0])
+    # ... and when only they change cluster, the centres do not move: that update ends
+    # the run by the "same centres" rule, one update after the run without them.
+    assert weighted[2] in (removed[2], removed[2] + 1) and weighted[3:] == removed[3:]
+
+
+def test_weighted_cluster_sums_and_distances():
+    rng = np.random.default_rng(33)
+    x = rng.standard_normal((2000, 13)).astype(np.float32)
+    labels, w = rng.integers(0, 5, 2000), rng.exponential(size=2000)
+    want = np.zeros((5, 13))
+    np.add.at(want, labels, w[:, None] * x.astype(np.float64))  # row order
+    np.testing.assert_array_equal(J.cluster_sums(x, labels, 5, w), want)
+    C = x[:7]
+    np.testing.assert_array_equal(J.sq_distances(x, C),
+                                  [[J.sq_distance(x[i], C[j]) for j in range(7)] for i in range(2000)])
+    np.testing.assert_allclose(J.sq_distances(x, C), ref_sq_dists(x, C), rtol=1e-14)
+
+
+def test_weighted_kmeans_plus_plus_matches_the_numpy_seeding_and_skips_weightless_points():
+    from aeclust._lloyd import greedy_seeding
+
+    X, _ = make_blobs(n=1200, d=10, k=6, spread=1.5, seed=34)
+    X64 = X.astype(np.float64)
+    w = np.random.default_rng(34).exponential(size=1200)
+    w[::3] = 0.0
+
+    def sq_distances(rows):
+        return ((X64[:, None, :] - X64[rows][None, :, :]) ** 2).sum(axis=2)
+
+    for seed in range(3):
+        r1, r2 = np.random.default_rng(seed), np.random.default_rng(seed)
+        first = int(r1.choice(1200, p=w / w.sum()))
+        want = X[[first] + greedy_seeding(sq_distances([first])[:, 0], sq_distances, 8, r1, weights=w)]
+        got = J.kmeans_plus_plus(X, 8, r2, w)
+        np.testing.assert_array_equal(got, want)
+        assert r1.random() == r2.random()  # the same draws were taken
+        rows = [int(np.flatnonzero((X == c).all(axis=1))[0]) for c in got]
+        assert all(w[r] > 0 for r in rows)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._pairwise import blas_single_threaded, single_threaded_blas
+from ._pairwise import blas_single_threaded, row_sq_norms, single_threaded_blas, sq_distances_to
 
 def assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of each row, and the squared distance to it.
@@ -42,12 +42,41 @@ def assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return assign_chunk(X, centers)
 
 
-def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-cluster sums of the rows, ``(k, d)`` float64, each element added in row order
-    (:func:`aeclust._lloyd_jit.cluster_sums`): the sums the in-memory Lloyd run keeps."""
+def sq_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``(n, k)`` float64: the defining squared distance of every row to every centre
+    (:func:`aeclust._lloyd_jit.sq_distance`, the one the assignment ranks by)."""
+    from ._lloyd_jit import sq_distances
+
+    return sq_distances(X, centers)
+
+
+def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-cluster sums of the rows (of ``w x`` with ``weights``), ``(k, d)`` float64, each
+    element added in row order (:func:`aeclust._lloyd_jit.cluster_sums`): the sums the
+    in-memory Lloyd run keeps."""
     from ._lloyd_jit import cluster_sums
 
-    return cluster_sums(X, labels, k)
+    return cluster_sums(X, labels, k, weights)
+
+
+def cluster_stats(X: np.ndarray, labels: np.ndarray, k: int, weights: np.ndarray | None = None) -> tuple:
+    """What a centre update needs from some rows: ``(sums, counts, totals)``.
+
+    ``sums``: :func:`cluster_sums`; ``counts`` (int64): the points of positive weight
+    per cluster (a cluster without one is empty); ``totals`` (float64): the clusters'
+    total weights, added in row order, which the sums are divided by. Without
+    weights, ``totals`` is ``counts`` as float64 (every weight 1).
+    """
+    if weights is None:
+        counts = np.bincount(labels, minlength=k).astype(np.int64)
+        return cluster_sums(X, labels, k), counts, counts.astype(np.float64)
+    counts = np.bincount(labels[weights > 0], minlength=k).astype(np.int64)
+    return cluster_sums(X, labels, k, weights), counts, np.bincount(labels, weights=weights, minlength=k)
+
+
+def centres_from_stats(sums: np.ndarray, counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """The float32 centres: each cluster's sum over its total weight (an empty cluster's sum as it is)."""
+    return (sums / np.where(counts > 0, totals, 1.0)[:, None]).astype(np.float32)
 
 
 def pick_donors(order, labels: np.ndarray, counts: np.ndarray, n_empty: int) -> list[int]:
@@ -79,14 +108,21 @@ def inertia_terms(X: np.ndarray, labels: np.ndarray, centers: np.ndarray, chunk:
     return out
 
 
-def inertia(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
-    """Sum of squared distances of points to their centres.
+def inertia_terms_weighted(X: np.ndarray, labels: np.ndarray, centers: np.ndarray,
+                           weights: np.ndarray | None) -> np.ndarray:
+    """:func:`inertia_terms`, each multiplied by its point's weight (as they are without weights)."""
+    terms = inertia_terms(X, labels, centers)
+    return terms if weights is None else terms * weights
 
-    The per-point terms (:func:`inertia_terms`) are added with ``math.fsum``,
+
+def inertia(X: np.ndarray, labels: np.ndarray, centers: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Sum of (weighted) squared distances of points to their centres.
+
+    The per-point terms (:func:`inertia_terms_weighted`) are added with ``math.fsum``,
     which rounds the exact sum once: the result does not depend on how the rows
     are split into chunks (here, or on Dask) or in which order they are added.
     """
-    return math.fsum(inertia_terms(X, labels, centers))
+    return math.fsum(inertia_terms_weighted(X, labels, centers, weights))
 
 
 def greedy_seeding(closest: np.ndarray, sq_distances, n_clusters: int, rng: np.random.Generator,
@@ -160,6 +196,43 @@ def weighted_kmeans(C: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     return centers.astype(np.float32)
 
 
+# k-means|| (:func:`aeclust.distributed.kmeans_parallel_init`): the tasks on one chunk of rows,
+# ``w`` its weights or None.
+
+
+@blas_single_threaded
+def _min_sq_dist(x: np.ndarray, C: np.ndarray) -> np.ndarray:
+    D = sq_distances_to(x, C, row_sq_norms(C))
+    D += row_sq_norms(x)[:, None]
+    return np.maximum(D.min(axis=1), 0.0).astype(np.float64)
+
+
+def _kpar_mass(x: np.ndarray, C: np.ndarray, w) -> np.ndarray:
+    d = _min_sq_dist(x, C)
+    return d if w is None else w * d
+
+
+def kpar_cost(x: np.ndarray, C: np.ndarray, w) -> float:
+    """The chunk's share of phi: its points' (weighted) squared distances to the candidates ``C``."""
+    return float(_kpar_mass(x, C, w).sum())
+
+
+def kpar_sample(x: np.ndarray, C: np.ndarray, phi: float, ell: float, seed: int, rnd: int, chunk: int, w):
+    """Keep each point with probability ``min(1, ell * w d^2 / phi)``; the draw depends only on
+    (seed, round, chunk), so a recomputed task samples the same points."""
+    p = np.minimum(1.0, ell * _kpar_mass(x, C, w) / phi)
+    u = np.random.default_rng([seed, rnd, chunk]).random(x.shape[0])
+    return x[u < p].copy()
+
+
+def kpar_weights(x: np.ndarray, C: np.ndarray, w) -> np.ndarray:
+    """Each candidate's weight from the chunk: the (weighted) count of the points nearest to it."""
+    nearest, _ = assign(x, C)
+    if w is None:
+        return np.bincount(nearest, minlength=C.shape[0]).astype(np.float64)
+    return np.bincount(nearest, weights=w, minlength=C.shape[0])
+
+
 @dataclass
 class Run:
     """The outcome of one Lloyd run from given centres (see :func:`lloyd`).
@@ -189,10 +262,14 @@ class Rows:
         (n_samples, n_features).
     inits : tuple of str
         The ``init`` strings this data accepts, besides an array of centres.
+    weights : ndarray of shape (n_samples,), float64, or None
+        The points' weights (checked: finite, non-negative, not all 0); None when
+        every point weighs 1, which runs the unweighted code.
     """
 
     inits: tuple[str, ...] = ("random", "k-means++")
     shape: tuple[int, int]
+    weights: np.ndarray | None = None
 
     def check_values(self) -> None:
         """Checks that read every value (NaN, infinities); a no-op where reading the data did them."""
@@ -201,10 +278,18 @@ class Rows:
         """The given rows, in the given order, as a float32 numpy array."""
         raise NotImplementedError
 
+    def random_rows(self, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+        """``n_clusters`` distinct rows drawn from ``rng``: uniformly, or with probability
+        proportional to the weights (as scikit-learn's ``init="random"`` draws them)."""
+        p = None if self.weights is None else self.weights / self.weights.sum()
+        return self.take(rng.choice(self.shape[0], size=n_clusters, replace=False, p=p))
+
     def kmeans_plus_plus(self, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
-        """Initial centres by D^2 seeding (k-means++, or a scalable stand-in), drawn from ``rng``."""
+        """Initial centres by D^2 seeding (k-means++, or a scalable stand-in), drawn from ``rng``;
+        with weights, the draws are proportional to weight x D^2."""
         raise NotImplementedError
 
     def lloyd(self, centers: np.ndarray, max_iter: int) -> Run:
-        """One Lloyd run from ``centers`` (:func:`lloyd`'s rules), with the inertia of its result."""
+        """One Lloyd run from ``centers`` (:func:`lloyd`'s rules), with the (weighted) inertia
+        of its result."""
         raise NotImplementedError

@@ -52,7 +52,9 @@ disk, ``cache=True``) by :func:`_kernels` the first time one is needed.
 :func:`warm_up` compiles (or loads) them all and returns the seconds it took.
 
 Public functions: :func:`lloyd`, :func:`assign_chunk`, :func:`cluster_sums`, :func:`sq_distance`,
-:func:`kmeans_plus_plus`, :func:`warm_up`.
+:func:`sq_distances`, :func:`kmeans_plus_plus`, :func:`warm_up`. :func:`lloyd`,
+:func:`cluster_sums` and :func:`kmeans_plus_plus` take point weights (None: the
+unweighted code, as it was before weights existed).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["lloyd", "assign_chunk", "sq_distance", "kmeans_plus_plus", "warm_up"]
+__all__ = ["lloyd", "assign_chunk", "cluster_sums", "sq_distance", "sq_distances", "kmeans_plus_plus", "warm_up"]
 
 #: Rows per parallel block of the assignment pass (statistics are kept per block).
 ROW_BLOCK = 256
@@ -513,6 +515,40 @@ def _move_rows(X, rows, old, new, sums):
             into[t] += v
 
 
+def _fresh_sums_w(X, w, labels, sums):
+    """:func:`_fresh_sums` of the weighted rows: ``sums[c] = sum of w_i x_i`` over the rows
+    labelled c, each product rounded once in float64, each element added in row order."""
+    n, d = X.shape
+    sums[:, :] = 0.0
+    for i in range(n):
+        row = sums[labels[i], 0:d]
+        x = X[i, 0:d]
+        wi = w[i]
+        for t in range(d):
+            row[t] += wi * np.float64(x[t])
+
+
+def _move_rows_w(X, w, rows, old, new, sums):
+    """:func:`_move_rows` of the weighted rows (the products of :func:`_fresh_sums_w`)."""
+    d = X.shape[1]
+    for r in range(rows.shape[0]):
+        out = sums[old[r], 0:d]
+        into = sums[new[r], 0:d]
+        x = X[rows[r], 0:d]
+        wi = w[rows[r]]
+        for t in range(d):
+            v = wi * np.float64(x[t])
+            out[t] -= v
+            into[t] += v
+
+
+def _all_sq_dist(X, C, out):
+    """``out[i, j]``: the float64 defining distance of row ``i`` to centre ``j`` (parallel over rows)."""
+    for i in numba_prange(X.shape[0]):
+        for j in range(C.shape[0]):
+            out[i, j] = _d64(X, i, C, j)
+
+
 def _own_sq_dist(X, C, labels, out):
     """The float64 defining distance of each row to its own centre (parallel over rows)."""
     n = X.shape[0]
@@ -683,6 +719,29 @@ def _pp_update(X, cand, closest, trial, sums):
             sums[m] += part[b, m]
 
 
+def _pp_update_w(X, w, cand, closest, trial, sums):
+    """:func:`_pp_update` with the column sums weighted: ``sums[m] = sum_i w[i] trial[i, m]``
+    (``trial`` itself unweighted), over the same fixed row blocks."""
+    n = X.shape[0]
+    nt = cand.shape[0]
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    part = np.zeros((n_blocks, nt))
+    for b in numba_prange(n_blocks):
+        for i in range(b * ROW_BLOCK, min(n, (b + 1) * ROW_BLOCK)):
+            ci = closest[i]
+            for m in range(nt):
+                v = _d32(X, i, X, cand[m])
+                if ci < v:
+                    v = ci
+                trial[i, m] = v
+                part[b, m] += w[i] * v
+    for m in range(nt):
+        sums[m] = 0.0
+    for b in range(n_blocks):
+        for m in range(nt):
+            sums[m] += part[b, m]
+
+
 def _pp_first(X, c0, closest):
     n = X.shape[0]
     for i in numba_prange(n):
@@ -783,11 +842,11 @@ def _make_d64_vector():
     return d64
 
 
-_PARALLEL = ("_assign_rows", "_own_sq_dist", "_pp_update", "_pp_first")
+_PARALLEL = ("_assign_rows", "_own_sq_dist", "_pp_update", "_pp_update_w", "_pp_first", "_all_sq_dist")
 _SERIAL = ("_sq_distance", "_interval", "_approx", "_exact", "_settle", "_f32_down", "_sqrt_up", "_sqrt_dn",
            "_queue_rows", "_measure_row",
            "_centre_geometry", "_collect_moved", "_pick_donors", "_row_from_dots", "_assign_chunk_rows",
-           "_fresh_sums", "_move_rows")
+           "_fresh_sums", "_move_rows", "_fresh_sums_w", "_move_rows_w")
 _FAST = ("_d32", "_d32_batch", "_row_sq_norms64")
 
 _build_lock = threading.Lock()
@@ -896,7 +955,102 @@ def _geometry(C, C_old, G, H, tau):
     return drift, half_cc, s
 
 
-def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, stats=None):
+class _ClusterSums:
+    """The cluster sums of :func:`lloyd` and what it divides them by, unweighted.
+
+    ``counts`` (points per cluster) is kept up to date in place by
+    :func:`_collect_moved` and :meth:`update`; ``sums`` (float64) by :meth:`move`
+    for the points that changed cluster, or afresh by :meth:`fresh`.
+    """
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray, k: int):
+        self.X, self.k = X, k
+        self.counts = np.bincount(labels, minlength=k)
+        self.sums = np.zeros((k, X.shape[1]))
+
+    def refresh(self, labels: np.ndarray) -> None:
+        """Counts from the labels, where they are not kept up to date (the weighted case)."""
+
+    def recount(self, labels: np.ndarray) -> None:
+        self.counts[:] = np.bincount(labels, minlength=self.k)
+
+    def spare(self, order: np.ndarray) -> np.ndarray:
+        """The points, in ``order``, that may re-seed an empty cluster: all of them."""
+        return order
+
+    def fresh(self, labels: np.ndarray) -> None:
+        _fresh_sums(self.X, labels, self.sums)
+
+    def move(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        _move_rows(self.X, rows, old, new, self.sums)
+
+    def centres(self) -> np.ndarray:
+        return (self.sums / np.maximum(self.counts, 1)[:, None]).astype(np.float32)
+
+    def update(self, C: np.ndarray, labels: np.ndarray, u: np.ndarray, have_sums: bool):
+        """update_centers, in place on ``labels`` and the counts: returns (new centres, the
+        labels before any empty cluster took a point, n_empty, have_sums). ``C``: the centres
+        that ``labels`` were assigned to; ``u``: the upper bounds, reset for the moved points."""
+        X, n = self.X, self.X.shape[0]
+        self.refresh(labels)
+        counts = self.counts
+        n_empty = int(np.count_nonzero(counts == 0))
+        before = labels
+        if n_empty:
+            own = np.empty(n)
+            _own_sq_dist(X, C, labels, own)
+            order = self.spare(np.argsort(-own, kind="stable"))
+            by_rank = _pick_donors(order, labels, counts, n_empty)
+            donors = np.sort(by_rank)
+            before = labels.copy()
+            # The farthest donor goes to the first empty cluster, and so on.
+            labels[by_rank] = np.flatnonzero(counts == 0)[: len(by_rank)]
+            self.recount(labels)
+            if have_sums:
+                self.move(donors, before[donors], labels[donors])
+            u[donors] = np.inf  # their own centre changed: no bound holds
+        if not have_sums:
+            self.fresh(labels)
+            have_sums = True
+        return self.centres(), before, n_empty, have_sums
+
+
+class _WeightedSums(_ClusterSums):
+    """Weighted cluster sums: ``sum w x`` (float64, kept as the unweighted sums are),
+    divided by the cluster's total weight.
+
+    ``counts`` counts the points of positive weight. A cluster whose points all weigh
+    0 has a total weight of 0: it is empty, and is re-seeded as an empty cluster is,
+    by the farthest point of positive weight whose cluster keeps one. The counts and
+    the total weights are taken afresh from the labels at every update (an O(n) pass:
+    exact, however many points moved), in row order.
+    """
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray, k: int, w: np.ndarray):
+        self.w, self.carries = w, w > 0
+        super().__init__(X, labels, k)
+        self.refresh(labels)
+
+    def refresh(self, labels: np.ndarray) -> None:
+        self.counts = np.bincount(labels[self.carries], minlength=self.k)
+        self.total = np.bincount(labels, weights=self.w, minlength=self.k)
+
+    recount = refresh
+
+    def spare(self, order: np.ndarray) -> np.ndarray:
+        return order[self.carries[order]]  # a point of weight 0 cannot make a cluster non-empty
+
+    def fresh(self, labels: np.ndarray) -> None:
+        _fresh_sums_w(self.X, self.w, labels, self.sums)
+
+    def move(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        _move_rows_w(self.X, self.w, rows, old, new, self.sums)
+
+    def centres(self) -> np.ndarray:
+        return (self.sums / np.where(self.counts > 0, self.total, 1.0)[:, None]).astype(np.float32)
+
+
+def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, stats=None, weights=None):
     """Run Lloyd's algorithm from ``centers`` until no assignment changes.
 
     The contract of :func:`aeclust._lloyd.lloyd`: returns ``(labels, centers,
@@ -910,6 +1064,10 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
 
     Every pass is :func:`_assign_rows`; the first, with no bounds yet, measures
     every centre (in float32, settling near ties in float64).
+
+    ``weights`` (float64, non-negative, or None for all 1): each centre is the
+    weighted mean of its points (:class:`_WeightedSums`; the assignment does not
+    depend on the weights). None runs the unweighted code, unchanged.
 
     ``stats``, if a list, receives one dict per assignment pass: ``rows_skipped``
     (rows whose bounds ruled out every other centre, so that no distance was
@@ -950,38 +1108,15 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
         _assign_rows(X, C, labels, u, lbs, cum, L, cm, nothing, np.zeros((k, k)), np.full(k, -1.0),
                      G, H, M, tau, block_stats, mv_n, mv_row, mv_old)
         record()
-        counts = np.bincount(labels, minlength=k)
-        sums = np.zeros((k, d))
+        if weights is None:
+            acc = _ClusterSums(X, labels, k)
+        else:
+            acc = _WeightedSums(X, labels, k, np.ascontiguousarray(weights, dtype=np.float64))
         have_sums = False
         previous = None
         n_empty_total = 0
-
-        def update(have_sums):
-            """update_centers, in place on ``labels`` and ``counts``: returns (new centres, the
-            labels before any empty cluster took a point, n_empty, have_sums)."""
-            n_empty = int(np.count_nonzero(counts == 0))
-            before = labels
-            if n_empty:
-                own = np.empty(n)
-                _own_sq_dist(X, C, labels, own)
-                order = np.argsort(-own, kind="stable")
-                by_rank = _pick_donors(order, labels, counts, n_empty)
-                donors = np.sort(by_rank)
-                before = labels.copy()
-                # The farthest donor goes to the first empty cluster, and so on.
-                labels[by_rank] = np.flatnonzero(counts == 0)[: len(by_rank)]
-                counts[:] = np.bincount(labels, minlength=k)
-                if have_sums:
-                    _move_rows(X, donors, before[donors], labels[donors], sums)
-                u[donors] = np.inf  # their own centre changed: no bound holds
-            if not have_sums:
-                _fresh_sums(X, labels, sums)
-                have_sums = True
-            new_c = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-            return new_c, before, n_empty, have_sums
-
         for it in range(1, max_iter + 1):
-            new_c, before, n_empty, have_sums = update(have_sums)
+            new_c, before, n_empty, have_sums = acc.update(C, labels, u, have_sums)
             n_empty_total += n_empty
             if previous is not None and np.array_equal(new_c, previous):
                 return before, new_c, it, True, n_empty_total
@@ -994,16 +1129,16 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
             record()
             if callback is not None:
                 callback(it, labels.copy(), C.copy())
-            moved, old, new = _collect_moved(mv_n, mv_row, mv_old, labels, counts)
+            moved, old, new = _collect_moved(mv_n, mv_row, mv_old, labels, acc.counts)
             if len(moved) == 0:
                 return labels, C, it, True, n_empty_total
             if len(moved) > n // 4:
                 have_sums = False
             else:
-                _move_rows(X, moved, old, new, sums)
+                acc.move(moved, old, new)
             previous = C
         # Not converged: the centres are brought in line with the last assignment.
-        new_c, before, n_empty, have_sums = update(have_sums)
+        new_c, before, n_empty, have_sums = acc.update(C, labels, u, have_sums)
     return labels, new_c, max_iter, False, n_empty_total + n_empty
 
 
@@ -1032,15 +1167,32 @@ def assign_chunk(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     return labels, best
 
 
-def cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-cluster sums of the rows of one chunk, ``(k, d)`` float64, each element
-    added in row order: the sums :func:`lloyd` keeps, in one pass over the chunk.
-    Single-threaded; releases the GIL."""
+def cluster_sums(x: np.ndarray, labels: np.ndarray, k: int, weights=None) -> np.ndarray:
+    """Per-cluster sums of the rows of one chunk (of ``w x`` with ``weights``), ``(k, d)``
+    float64, each element added in row order: the sums :func:`lloyd` keeps, in one pass
+    over the chunk. Single-threaded; releases the GIL."""
     _kernels()
     x = _as_f32(x)
     sums = np.empty((k, x.shape[1]))
-    _fresh_sums(x, np.ascontiguousarray(labels, dtype=np.intp), sums)
+    labels = np.ascontiguousarray(labels, dtype=np.intp)
+    if weights is None:
+        _fresh_sums(x, labels, sums)
+    else:
+        _fresh_sums_w(x, np.ascontiguousarray(weights, dtype=np.float64), labels, sums)
     return sums
+
+
+def sq_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``(n, k)`` float64: :func:`sq_distance` of every row of ``x`` to every centre, in
+    parallel over the rows (each value computed by one thread in one way: the same bits
+    for any thread count)."""
+    _kernels()
+    x = _as_f32(x)
+    C = _as_f32(centers)
+    out = np.empty((x.shape[0], C.shape[0]))
+    with _threads():
+        _all_sq_dist(x, C, out)
+    return out
 
 
 def _product(X, C):
@@ -1061,7 +1213,7 @@ def _product(X, C):
     return dots, x_sq, c_sq, gd, rel, d * _TAU_UNIT
 
 
-def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator, weights=None) -> np.ndarray:
     """Greedy k-means++ with the random draws of ``aeclust.kmeans._init_kmeans_plus_plus``:
     each new centre is the best of ``2 + log(k)`` D^2-sampled candidates.
 
@@ -1073,28 +1225,40 @@ def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     row blocks in block order: the same bits for any thread count. (The float32
     sum is added in the order the compiler vectorises it in, which depends on the
     CPU's instruction set, as a BLAS product's does.)
+
+    ``weights`` (float64, non-negative; None for all 1), as scikit-learn weighs
+    k-means++: the first centre is drawn with probability proportional to the
+    weight, the candidates to ``weight x D^2``, and the best candidate is the one
+    of the lowest weighted potential.
     """
     _kernels()
     X = _as_f32(X)
     n = X.shape[0]
     n_trials = 2 + int(math.log(k))
     centers = np.empty((k, X.shape[1]), dtype=X.dtype)
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        p = weights / weights.sum()
     with _threads():
-        first = int(rng.integers(n))
+        first = int(rng.integers(n)) if weights is None else int(rng.choice(n, p=p))
         centers[0] = X[first]
         closest = np.empty(n)
         _pp_first(X, first, closest)
         trial = np.empty((n, n_trials))
         sums = np.empty(n_trials)
         for c in range(1, k):
-            total = closest.sum()
-            if total <= 0:
-                candidates = rng.integers(n, size=n_trials)
+            mass = closest if weights is None else weights * closest
+            total = mass.sum()
+            if total <= 0:  # fewer distinct points (of positive weight) than clusters
+                candidates = rng.integers(n, size=n_trials) if weights is None else rng.choice(n, n_trials, p=p)
             else:
-                candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * total)
+                candidates = np.searchsorted(np.cumsum(mass), rng.random(n_trials) * total)
                 candidates = np.minimum(candidates, n - 1)
             candidates = np.ascontiguousarray(candidates, dtype=np.intp)
-            _pp_update(X, candidates, closest, trial, sums)
+            if weights is None:
+                _pp_update(X, candidates, closest, trial, sums)
+            else:
+                _pp_update_w(X, weights, candidates, closest, trial, sums)
             pick = int(np.argmin(sums))
             centers[c] = X[candidates[pick]]
             closest = trial[:, pick].copy()
@@ -1110,7 +1274,11 @@ def warm_up() -> float:
     init = X[:4].copy()
     init[3] = init[2]  # twin centres: an empty cluster, so that its code is compiled too
     lloyd(X, init, 5)
+    weights = np.arange(64.0) % 3  # some of weight 0
+    lloyd(X, init, 5, weights=weights)
     assign_chunk(X, X[:3])
+    sq_distances(X, X[:3])
     kmeans_plus_plus(X, 3, np.random.default_rng(0))
+    kmeans_plus_plus(X, 3, np.random.default_rng(0), weights)
     sq_distance(X[0], X[1])
     return time.perf_counter() - t
