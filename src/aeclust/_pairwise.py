@@ -3,7 +3,9 @@
 Squared Euclidean distances are computed as ``|x|^2 - 2 x.y + |y|^2``: the
 cross term is a float32 matrix product (the fast path on every BLAS), and the
 squared norms are computed in float64 and rounded once. The metrics never hold
-more than a ``tile x tile`` block of distances.
+more than a ``tile x tile`` block of distances. A given distance matrix
+(metric="precomputed") is read in blocks of rows by :func:`precomputed_stats`,
+which gives the same per-point statistics.
 """
 
 from __future__ import annotations
@@ -82,6 +84,27 @@ def sq_norms64(X: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", X, X)
 
 
+def sq_distance_block64(a: np.ndarray, a_sq: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+    """Float64 squared distances between the rows of ``a`` and of ``b`` by the expansion
+    (``a_sq`` and ``b_sq`` their :func:`sq_norms64`); not clipped, for choosing a pair only."""
+    return a_sq[:, None] - 2.0 * (a @ b.T) + b_sq[None, :]
+
+
+def pick_extreme(D2: np.ndarray, a_codes: np.ndarray, b_codes: np.ndarray,
+                 *, same_cluster: bool) -> tuple[float, int, int]:
+    """The largest same-cluster, or smallest other-cluster, entry of ``D2`` (rows coded
+    ``a_codes``, columns ``b_codes``) and its place ``(value, i, j)``: the first such entry
+    in row-major order; ``-inf`` (``inf``) when none qualifies. ``D2`` is overwritten."""
+    same = a_codes[:, None] == b_codes[None, :]
+    if same_cluster:
+        D2[~same] = -np.inf
+        flat = int(np.argmax(D2))
+    else:
+        D2[same] = np.inf
+        flat = int(np.argmin(D2))
+    return D2.flat[flat], flat // D2.shape[1], flat % D2.shape[1]
+
+
 def extreme_sq_distance64(a: np.ndarray, a_sq: np.ndarray, a_codes: np.ndarray,
                           b: np.ndarray, b_sq: np.ndarray, b_codes: np.ndarray,
                           *, same_cluster: bool) -> tuple[float, int, int]:
@@ -94,15 +117,12 @@ def extreme_sq_distance64(a: np.ndarray, a_sq: np.ndarray, a_codes: np.ndarray,
     qualifies. This is Dunn's float64 re-measurement, in memory and on Dask alike;
     the winning pair is then measured by :func:`distance64`.
     """
-    D2 = a_sq[:, None] - 2.0 * (a @ b.T) + b_sq[None, :]
-    same = a_codes[:, None] == b_codes[None, :]
-    if same_cluster:
-        D2[~same] = -np.inf
-        flat = int(np.argmax(D2))
-    else:
-        D2[same] = np.inf
-        flat = int(np.argmin(D2))
-    return D2.flat[flat], flat // D2.shape[1], flat % D2.shape[1]
+    return pick_extreme(sq_distance_block64(a, a_sq, b, b_sq), a_codes, b_codes, same_cluster=same_cluster)
+
+
+def sq_distance64(a: np.ndarray, b: np.ndarray) -> float:
+    """Squared Euclidean distance of two float64 rows by direct differences: no cancellation at all."""
+    return float(np.sum((a - b) ** 2))
 
 
 def distance64(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,11 +137,16 @@ class PairStats:
     Attributes
     ----------
     sums : ndarray of shape (n, k), float64, or None
-        Sum of the Euclidean distances from each point to the points of each cluster.
+        Sum of the Euclidean distances from each point to the points of each cluster
+        (of the squared distances with :func:`pair_stats`'s ``squared``; of the given
+        distances from :func:`precomputed_stats`).
     min_inter_sq : ndarray of shape (n,), float32, or None
-        Smallest squared distance from each point to a point of another cluster (float32 estimate).
+        Smallest squared distance from each point to a point of another cluster (float32
+        estimate); from :func:`precomputed_stats`, the smallest given distance (float64, exact).
     max_intra_sq : ndarray of shape (n,), float32, or None
-        Largest squared distance from each point to a point of its own cluster (float32 estimate).
+        Largest squared distance from each point to another point of its own cluster
+        (float32 estimate; 0 for a point alone); from :func:`precomputed_stats`, the largest
+        given distance (float64, exact).
     """
 
     sums: np.ndarray | None
@@ -347,6 +372,8 @@ def pair_stats(
     progress=None,
     workers: int | None = None,
     duplicates: np.ndarray | None = None,
+    squared: bool = False,
+    zero_rows: np.ndarray | None = None,
 ) -> PairStats:
     """Visit every unordered pair of points once and collect per-point statistics.
 
@@ -373,6 +400,15 @@ def pair_stats(
     ``duplicates`` (optional) gives each row an id shared only by identical rows.
     Their distance is then exactly 0; the expansion would leave a residue of
     about ``eps * |x|^2``, whose square root is far from 0 next to small distances.
+
+    ``squared`` sums the squared distances instead of the distances: the
+    "sqeuclidean" metric, and "cosine", which is half the squared distance
+    between the rows scaled to unit length.
+
+    ``zero_rows`` (optional, a boolean mask) marks rows at squared distance exactly 2
+    from every other row (cosine distance 1): the zero vectors under the cosine
+    metric, whose unit form scikit-learn takes as the zero vector. It is applied
+    after ``duplicates``, so two zero rows are at distance 1 from each other too.
     """
     n = X.shape[0]
     sq = row_sq_norms(X)
@@ -390,6 +426,9 @@ def pair_stats(
         D2 = sq_distance_block(X_m2[i0:i1], sq[i0:i1], X[j0:j1], sq[j0:j1])
         if duplicates is not None:
             D2[duplicates[i0:i1, None] == duplicates[None, j0:j1]] = 0.0
+        if zero_rows is not None:
+            D2[zero_rows[i0:i1]] = 2.0
+            D2[:, zero_rows[j0:j1]] = 2.0
         if diagonal:
             np.fill_diagonal(D2, 0.0)  # a point's distance to itself is exactly 0
         r_first, r_edges = _cluster_edges(codes, starting, i0, i1)
@@ -400,7 +439,7 @@ def pair_stats(
             if not diagonal:  # D2.T is D2 seen from the columns: the same reductions, along axis 0
                 cols = _extremes_along_rows(D2.T, starting, c_first, c_edges, i0, i1)
         if sums:
-            D = np.sqrt(D2, out=D2)
+            D = D2 if squared else np.sqrt(D2, out=D2)
             # Per-cluster sums are sums over contiguous slices: a reduceat along the rows,
             # contiguous column sums per band of rows.
             row_sums = np.add.reduceat(D, c_edges[:-1], axis=1)
@@ -416,3 +455,67 @@ def pair_stats(
         pool.map(lambda task: visit(*task), tasks)
     assert not sums or out.all_sums_added(), "a block's partial sums were not all added"
     return PairStats(out.S, out.min_inter, out.max_intra)
+
+
+#: Entries of a precomputed distance matrix read per task (32 MiB as float64).
+_PRECOMPUTED_BLOCK = 1 << 22
+
+
+def precomputed_stats(
+    D: np.ndarray,
+    order: np.ndarray,
+    codes: np.ndarray,
+    n_clusters: int,
+    *,
+    sums: bool = True,
+    extremes: bool = True,
+    tile: int = DEFAULT_TILE,
+    progress=None,
+    workers: int | None = None,
+) -> PairStats:
+    """:func:`pair_stats` for a given n x n distance matrix ``D`` (any numeric dtype, any layout).
+
+    ``order`` sorts the samples by cluster, ``codes`` are the sorted samples' clusters;
+    the results are in that sorted order, as :func:`pair_stats`'s. Rows are read in
+    blocks of at most ``tile`` rows (fewer when n is large: a block holds at most
+    4 Mi entries), converted to float64 with their columns in sorted order, so that
+    each cluster is a contiguous slice. Row ``i`` gives ``i``'s distances, as in
+    scikit-learn (which does not require ``D`` to be symmetric); its sums include
+    the diagonal entry, as scikit-learn's do, and its extremes leave it out.
+
+    Exact and deterministic: every value is read as given and summed in float64,
+    each row by one task in column order, so the results do not depend on
+    ``tile``, on the number of threads or on their schedule.
+    """
+    n = len(order)
+    starting = np.searchsorted(codes, np.arange(n_clusters + 1), side="left")
+    step = max(1, min(tile, _PRECOMPUTED_BLOCK // n))
+    S = np.zeros((n, n_clusters), dtype=np.float64) if sums else None
+    lo = np.full(n, np.inf) if extremes else None
+    hi = np.zeros(n) if extremes else None
+    progress_lock = threading.Lock()
+
+    def visit(r0: int) -> None:
+        r1 = min(r0 + step, n)
+        B = np.asarray(D[order[r0:r1]], dtype=np.float64)[:, order]
+        if sums:
+            S[r0:r1] = np.add.reduceat(B, starting[:-1], axis=1)
+        if extremes:
+            B[np.arange(r1 - r0), np.arange(r0, r1)] = 0.0  # a point's own entry is no pair
+            r_first, r_edges = _cluster_edges(codes, starting, r0, r1)
+            for r in range(len(r_edges) - 1):
+                rs, re = r0 + r_edges[r], r0 + r_edges[r + 1]
+                cs, ce = starting[r_first + r], starting[r_first + r + 1]
+                band = B[rs - r0 : re - r0]
+                band[:, cs:ce].max(axis=1, out=hi[rs:re])
+                if cs > 0:
+                    band[:, :cs].min(axis=1, out=lo[rs:re])
+                if ce < n:
+                    np.minimum(lo[rs:re], band[:, ce:].min(axis=1), out=lo[rs:re])
+        if progress is not None:
+            with progress_lock:
+                progress((r1 - r0) * n)
+
+    with Workers(min(workers or cpu_count(), -(-n // step))) as pool:
+        pool.map(visit, range(0, n, step))
+    return PairStats(S, lo, hi)
