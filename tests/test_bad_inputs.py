@@ -150,7 +150,11 @@ def test_resume_with_another_architecture(fake_cifar, tmp_path, monkeypatch, cap
     assert main(["run", "--out", str(out), *QUICK, "--epochs", "2"]) == 130
     monkeypatch.delenv("AECLUST_FAULT")
     capsys.readouterr()
-    line = _error(capsys, ["run", "--out", str(out), *QUICK, "--epochs", "2", "--kernel-size", "5", "--resume"])
+    args = ["run", "--out", str(out), *QUICK, "--epochs", "2", "--kernel-size", "5", "--resume"]
+    line = _error(capsys, args)
+    assert "holds an unfinished 'aeclust run' of another configuration (kernel_size 3 there, 5 here)" in line
+    (out / "run.json").unlink()  # a run of an older aeclust: the checkpoint's own check says it
+    line = _error(capsys, args)
     assert "cannot resume from" in line and "kernel_size: 3 != 5" in line
 
 
@@ -160,8 +164,10 @@ def test_resume_of_a_run_with_another_k(fake_cifar, tmp_path, monkeypatch, capsy
     assert main(["run", "--out", str(out), *QUICK]) == 130
     monkeypatch.delenv("AECLUST_FAULT")
     capsys.readouterr()
-    line = _error(capsys, ["run", "--out", str(out), *QUICK, "--k", "5", "--resume"])
-    assert "different configuration (stage 'pixels')" in line
+    args = ["run", "--out", str(out), *QUICK, "--k", "5", "--resume"]
+    assert "holds an unfinished 'aeclust run' of another configuration (k 10 there, 5 here)" in _error(capsys, args)
+    (out / "run.json").unlink()  # a run of an older aeclust: the stage records' own check says it
+    assert "different configuration (stage 'pixels')" in _error(capsys, args)
 
 
 def test_damaged_stage_record_on_resume(fake_cifar, tmp_path, capsys):

@@ -136,7 +136,7 @@ def test_resume_skips_finished_stages_and_gives_the_same_results(small_run, cifa
 def test_resume_with_another_config_is_refused(small_run, cifar_dir, capsys):
     args = ["run", "--out", str(small_run), "--data-dir", str(cifar_dir), *SMALL, "--resume", "--k", "5"]
     assert main(args) == 2
-    assert "different configuration" in capsys.readouterr().err
+    assert "holds a finished 'aeclust run' of another configuration (k 10 there, 5 here)" in capsys.readouterr().err
 
 
 def test_report_command_rebuilds_the_page(small_run, cifar_dir):

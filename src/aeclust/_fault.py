@@ -3,7 +3,8 @@
 Inert unless the environment variable ``AECLUST_FAULT`` is set. Its value is
 ``SIGNAL:POINT`` or ``SIGNAL:POINT:N``: when the process reaches ``POINT`` for
 the ``N``-th time (default: the first), it sends itself ``SIGNAL`` (``INT``,
-``TERM`` or ``KILL``). The points:
+``TERM`` or ``KILL``; or ``STOP``, which pauses it there until a ``SIGCONT``,
+so that a test can act while it holds a state). The points:
 
 ``stage-<name>``     after the stage record of ``pixels``, ``autoencoder`` or ``codes`` is written
 ``epoch-<n>``        after epoch ``n``'s checkpoint and history are written
@@ -39,6 +40,8 @@ def point(name: str) -> None:
         return
     sig = getattr(signal, "SIG" + parts[0].upper().removeprefix("SIG"))
     os.kill(os.getpid(), sig)
+    if sig == getattr(signal, "SIGSTOP", None):
+        return  # continued by SIGCONT: go on as if nothing happened
     # A Python-level handler (SIGINT, or the CLI's SIGTERM) runs at the latest while
     # sleeping here, and raises where the fault was asked for.
     time.sleep(30)

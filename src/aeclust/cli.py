@@ -228,6 +228,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="fail instead of downloading when the data is missing")
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that --out holds, if it is of another command or configuration (without "
+                        "it such a run is refused, and so is an unfinished one that is not resumed; rerunning the "
+                        "same configuration needs no flag)")
+
+
+#: How the command line words the ways on from a run directory that holds another run.
+_TAKEN_WORDS = {"out": "choose another --out", "resume": "add --resume to continue it",
+                "overwrite": "add --overwrite to replace it"}
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -266,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    new="--feature-set pixels or --feature-set pixels-rgb",
                    convert=lambda c: "pixels-rgb" if c == "rgb" else "pixels")
     p.add_argument("--out", metavar="DIR", help="run directory for results.json and labels.npy")
+    _add_overwrite(p)
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (default: the 10,000 test images), digits, a folder of images or a .npy/.npz file")
     p.add_argument("--scheduler", metavar="ADDRESS", type=_scheduler,
@@ -288,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Interrupted runs continue with --resume.",
     )
     p.add_argument("--out", metavar="DIR", default="runs/study", help="run directory (default: runs/study)")
+    _add_overwrite(p)
     p.add_argument("--dataset", default="cifar10", metavar="NAME|PATH",
                    help="cifar10 (default: train on the 50,000 training images, cluster the 10,000 test "
                         "images), digits (scikit-learn's 8x8 digits, offline), a folder of images (class "
@@ -339,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "images. Writes history.json, checkpoint.pt (every epoch) and model.pt to --out.",
     )
     p.add_argument("--out", metavar="DIR", default="runs/autoencoder", help="output folder (default: runs/autoencoder)")
+    _add_overwrite(p)
     p.add_argument("--seed", type=_seed, default=0,
                    help=f"seed for the weights and the shuffling, 0 to {SEED_MAX} (default: 0)")
     _add_autoencoder_args(p)
@@ -389,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"restarts per k, 1 to {N_INIT_MAX}; the run with the lowest inertia is kept "
                         f"(default: 1)")
     p.add_argument("--out", metavar="DIR", default="runs/sweep", help="output folder (default: runs/sweep)")
+    _add_overwrite(p)
     _add_data_args(p)
     _add_common(p)
     p.set_defaults(func=_cmd_sweep)
@@ -466,7 +482,7 @@ def _cmd_cluster(args) -> int:
     results = run_cluster(data_dir=args.data_dir, out=args.out, dataset=args.dataset, k=args.k,
                           seed=args.seed, feature_set=args.feature_set, init=args.init, n_init=args.n_init,
                           download=not args.no_download, progress=not args.quiet,
-                          scheduler=args.scheduler, chunk_rows=args.chunk_rows)
+                          scheduler=args.scheduler, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
     if not args.quiet:
         _print_cluster_summary(results)
         if args.out:
@@ -517,7 +533,7 @@ def _cmd_run(args) -> int:
                        feature_sets=_feature_sets(args.feature_sets, args.extra_feature_sets), k=args.k, seed=args.seed, device=args.device,
                        train_limit=args.train_limit, test_limit=args.test_limit,
                        download=not args.no_download, progress=not args.quiet, resume=args.resume,
-                       weights=args.weights, map=args.map, ae_init=ae_options.pop("init"), **ae_options)
+                       overwrite=args.overwrite, weights=args.weights, map=args.map, ae_init=ae_options.pop("init"), **ae_options)
     if args.seeds is not None:
         from .seeds import run_seeds
 
@@ -559,17 +575,19 @@ def _print_seeds_summary(results: dict, out: str) -> None:
 
 def _cmd_train(args) -> int:
     from .autoencoder import AutoencoderConfig, train_autoencoder
-    from ._io import check_writable
     from .datasets import load_cifar10
+    from .rundir import Claim, claimed
 
     config = AutoencoderConfig(seed=args.seed, **_autoencoder_kwargs(args))
     out = Path(args.out)
-    check_writable(out)
-    load = dict(download=not args.no_download, progress=not args.quiet)
-    train = load_cifar10(args.data_dir, split="train", **load).head(args.train_limit)
-    test = load_cifar10(args.data_dir, split="test", **load)
-    result = train_autoencoder(config, train.images, test.images, out,
-                               device=args.device, resume=args.resume, progress=not args.quiet)
+    claim = Claim("train", {**config.to_dict(), "train_limit": args.train_limit}, "model.pt",
+                  ("model.pt", "checkpoint.pt", "history.json"), resumable=True)
+    with claimed(out, claim, resume=args.resume, overwrite=args.overwrite):
+        load = dict(download=not args.no_download, progress=not args.quiet)
+        train = load_cifar10(args.data_dir, split="train", **load).head(args.train_limit)
+        test = load_cifar10(args.data_dir, split="test", **load)
+        result = train_autoencoder(config, train.images, test.images, out,
+                                   device=args.device, resume=args.resume, progress=not args.quiet)
     if not args.quiet:
         from .autoencoder import assess_collapse
         from .pipeline import collapse_line
@@ -604,24 +622,27 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from ._io import check_writable
     from .datasets import load_dataset
     from .pipeline import feature_matrix
+    from .rundir import Claim, claimed
     from .sweep import preferred_k, sweep, write_sweep
 
     ks = args.k  # read and checked by _k_values
     out = Path(args.out)
-    check_writable(out)
     if args.feature_set == "codes" and not args.model:
         raise AeclustError("--feature-set codes needs --model PATH (a model.pt from 'aeclust train' or 'aeclust run')")
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download, progress=not args.quiet)
-    X = feature_matrix(data, args.feature_set, model=args.model)
-    if max(ks) > len(X):
-        raise AeclustError(f"k up to {max(ks)} asked for, but {data.name} has only {len(X)} samples")
-    rows = sweep(X, ks, seed=args.seed, init=args.init, n_init=args.n_init, progress=not args.quiet)
-    config = {"dataset": data.name, "features": args.feature_set, "n_samples": int(X.shape[0]),
-              "n_features": int(X.shape[1]), "k": ks, "seed": args.seed, "init": args.init, "n_init": args.n_init}
-    write_sweep(out, rows, config)
+    config = {"dataset": args.dataset, "features": args.feature_set, "model": args.model, "k": ks, "seed": args.seed,
+              "init": args.init, "n_init": args.n_init}
+    claim = Claim("sweep", config, "sweep.json", ("sweep.json", "sweep.md", "sweep.csv", "sweep.png"))
+    with claimed(out, claim, overwrite=args.overwrite):
+        data = load_dataset(args.dataset, args.data_dir, download=not args.no_download, progress=not args.quiet)
+        X = feature_matrix(data, args.feature_set, model=args.model)
+        if max(ks) > len(X):
+            raise AeclustError(f"k up to {max(ks)} asked for, but {data.name} has only {len(X)} samples")
+        rows = sweep(X, ks, seed=args.seed, init=args.init, n_init=args.n_init, progress=not args.quiet)
+        config = {"dataset": data.name, "features": args.feature_set, "n_samples": int(X.shape[0]),
+                  "n_features": int(X.shape[1]), "k": ks, "seed": args.seed, "init": args.init, "n_init": args.n_init}
+        write_sweep(out, rows, config)
     if not args.quiet:
         best = preferred_k(rows)
         print(f"aeclust sweep: {data.name}, {args.feature_set}, k = {ks[0]}..{ks[-1]}")
@@ -682,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    from .rundir import RunDirectoryTaken
+
+    if isinstance(exc, RunDirectoryTaken):
+        return exc.worded(_TAKEN_WORDS)
     if isinstance(exc, OSError) and not isinstance(exc, AeclustError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         text = f"{exc.strerror}{where}"

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _fault
-from ._io import check_writable, remove_stale_temp_files, save_array, write_json
+from ._io import remove_stale_temp_files, save_array, write_json
 from .errors import AeclustError, InvalidInputError
 from .features import (DEFAULT_FEATURE_SETS, FEATURE_SETS, STUDY_START, FeatureInputs, check_feature_sets,
                        feature_set)
 from .kmeans import KMeans
 from .metrics import cluster_quality
+from .rundir import Claim, claimed, locked
 
 #: The numbers the study reports for k = 10 on the CIFAR-10 test set.
 STUDY = {
@@ -213,7 +214,7 @@ def feature_matrix(data, name: str, *, model=None) -> np.ndarray:
 def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 10, seed: int | None = 0,
                 feature_set: str = "pixels", init: str = "random", n_init: int = 1, download: bool = True,
                 progress: bool = True, scheduler: str | None = None, chunk_rows: int | None = None,
-                color: str | None = None) -> dict:
+                color: str | None = None, overwrite: bool = False) -> dict:
     """Part 1 of the study: k-means on the preprocessed pixels of the CIFAR-10 test set.
 
     ``dataset`` may also be "digits", a folder of images or a ``.npy``/``.npz``
@@ -232,38 +233,40 @@ def run_cluster(*, data_dir=None, out=None, dataset: str = "cifar10", k: int = 1
     timings = Timings()
     check_k(k)
     check_feature_sets([feature_set], rgb_images=True, allowed=CLUSTER_FEATURE_SETS)
+    claim = Claim("cluster", {"dataset": str(dataset), "features": feature_set, "k": k, "seed": seed,
+                              "init": init, "n_init": n_init}, "results.json", ("results.json", "labels.npy"))
     if out is not None:
         out = Path(out)
-        check_writable(out)
-    with timings("load"):
-        data = load_dataset(dataset, data_dir, download=download, progress=progress)
-    check_k(k, len(data))
-    with timings("preprocess"):
-        X = feature_matrix(data, feature_set)
-    if data.images is None:
-        feature_set = "matrix"
-    result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init, timings=timings,
-                               progress=progress, scheduler=scheduler, chunk_rows=chunk_rows)
-    labels = result.pop("labels")
-    result.pop("silhouette_samples")
-    if data.labels is not None:
-        from .external import external_scores
+    with claimed(out, claim, overwrite=overwrite) if out is not None else nullcontext():
+        with timings("load"):
+            data = load_dataset(dataset, data_dir, download=download, progress=progress)
+        check_k(k, len(data))
+        with timings("preprocess"):
+            X = feature_matrix(data, feature_set)
+        if data.images is None:
+            feature_set = "matrix"
+        result = cluster_and_judge(X, k=k, seed=seed, init=init, n_init=n_init, timings=timings,
+                                   progress=progress, scheduler=scheduler, chunk_rows=chunk_rows)
+        labels = result.pop("labels")
+        result.pop("silhouette_samples")
+        if data.labels is not None:
+            from .external import external_scores
 
-        result["external"] = external_scores(data.labels, labels)
-    is_study = data.name == "cifar10-test" and feature_set == "pixels"
-    results = {
-        "job": "cluster",
-        "config": {"dataset": data.name, "features": feature_set,
-                   "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
-                   "k": k, "seed": seed, "init": init, "n_init": n_init, "scheduler": scheduler},
-        **result,
-        "study": STUDY["pixels"] if is_study else None,
-        "timings": dict(timings),
-        "versions": versions(),
-    }
-    if out is not None:
-        save_array(out / "labels.npy", labels)
-        write_json(out / "results.json", results)
+            result["external"] = external_scores(data.labels, labels)
+        is_study = data.name == "cifar10-test" and feature_set == "pixels"
+        results = {
+            "job": "cluster",
+            "config": {"dataset": data.name, "features": feature_set,
+                       "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+                       "k": k, "seed": seed, "init": init, "n_init": n_init, "scheduler": scheduler},
+            **result,
+            "study": STUDY["pixels"] if is_study else None,
+            "timings": dict(timings),
+            "versions": versions(),
+        }
+        if out is not None:
+            save_array(out / "labels.npy", labels)
+            write_json(out / "results.json", results)
     return results
 
 
@@ -307,6 +310,7 @@ class RunConfig:
     download: bool = True
     progress: bool = True
     resume: bool = False
+    overwrite: bool = False  # replace what another run left in ``out`` (see aeclust.rundir)
     weights: str | None = None
     map: bool = False  # a 2-D t-SNE map of each feature set in the report
 
@@ -328,7 +332,7 @@ class RunConfig:
 
     def recorded(self) -> dict:
         """The fields that decide the result (not where it goes or how it is shown)."""
-        skip = {"out", "data_dir", "download", "progress", "resume", "device"}
+        skip = {"out", "data_dir", "download", "progress", "resume", "overwrite", "device"}
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         out["feature_sets"] = list(self.feature_sets)
         return out
@@ -394,22 +398,32 @@ def _check_feature_sets(config: RunConfig, data) -> tuple[str, ...]:
     return names if data.images is not None else ("features",)  # a ready-made matrix is clustered as it is
 
 
-def _start(config: RunConfig) -> Path:
-    """Check every option that could fail later, and clear what a fresh run must not pick up."""
+def _check_options(config: RunConfig) -> None:
+    """Check every option that could fail later, before the run directory is touched."""
     from .autoencoder import resolve_device
 
-    run_dir = Path(config.out)
     check_k(config.k)
     config.autoencoder_config()  # raises on invalid autoencoder options
     resolve_device(config.device)
-    check_writable(run_dir)
+
+
+def run_claim(config: RunConfig) -> Claim:
+    """What ``aeclust run`` writes into its directory (:mod:`aeclust.rundir`): its configuration and
+    the names of its files and folders."""
+    folders = [*config.feature_sets, "features", "autoencoder", "autoencoder-gray", "autoencoder-rgb"]
+    return Claim("run", config.recorded(), "results.json",
+                 ("results.json", "stages", "report.html", "figures", *dict.fromkeys(folders)), resumable=True,
+                 ignore=("map",))  # the report's t-SNE map may be added or left out when resuming
+
+
+def _start(config: RunConfig, run_dir: Path) -> None:
+    """Clear what a fresh run must not pick up (with the run directory claimed)."""
     remove_stale_temp_files(run_dir)
     if not config.resume:
         # A fresh run must not pick up an older run's stage records, nor leave an older
         # run's results.json standing beside its own unfinished stages.
         for old in [*(run_dir / "stages").glob("*.json"), run_dir / "results.json"]:
             old.unlink(missing_ok=True)
-    return run_dir
 
 
 def _codes_color(name: str, config: RunConfig) -> str | None:
@@ -571,25 +585,27 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
     from .report import build_run_report
 
     config = RunConfig(**{**(asdict(config) if config else {}), **overrides})
-    run_dir = _start(config)  # options that cannot work fail now, not after the first stages
-    started, timings = time.perf_counter(), Timings()
-    say = print if config.progress else _silent
-    with timings("load"):
-        data, train = _load(config)
-    names = _check_feature_sets(config, data)
-    work = _Run(config, run_dir, data, train, timings, say)
-    feature_sets = {}
-    for i, name in enumerate(names, 1):
-        feature_sets[name] = result = work.feature_set(name, f"[{i}/{len(names)}]")
-        timings.update({f"{name}_{k}": v for k, v in result["timings"].items()})
-    results = work.results(feature_sets)
-    # Report last, then results.json: its presence means the run finished.
-    say("writing the report")
-    with timings("report"):
-        build_run_report(run_dir, results, models=work.models, images=data.images, labels=data.labels,
-                         main_color=config.color)
-    results["timings"] = {**timings, "total": round(time.perf_counter() - started, 4)}
-    write_json(run_dir / "results.json", results)
+    _check_options(config)  # options that cannot work fail now, not after the first stages
+    with claimed(config.out, run_claim(config), resume=config.resume, overwrite=config.overwrite) as run_dir:
+        _start(config, run_dir)
+        started, timings = time.perf_counter(), Timings()
+        say = print if config.progress else _silent
+        with timings("load"):
+            data, train = _load(config)
+        names = _check_feature_sets(config, data)
+        work = _Run(config, run_dir, data, train, timings, say)
+        feature_sets = {}
+        for i, name in enumerate(names, 1):
+            feature_sets[name] = result = work.feature_set(name, f"[{i}/{len(names)}]")
+            timings.update({f"{name}_{k}": v for k, v in result["timings"].items()})
+        results = work.results(feature_sets)
+        # Report last, then results.json: its presence means the run finished.
+        say("writing the report")
+        with timings("report"):
+            build_run_report(run_dir, results, models=work.models, images=data.images, labels=data.labels,
+                             main_color=config.color)
+        results["timings"] = {**timings, "total": round(time.perf_counter() - started, 4)}
+        write_json(run_dir / "results.json", results)
     return results
 
 
@@ -658,16 +674,19 @@ def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: b
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise AeclustError(f"{run_dir} holds no results.json: it is not the directory of a finished run")
-    try:
-        results = json.loads(results_path.read_text())
-    except ValueError as exc:
-        raise AeclustError(f"{results_path} is not valid JSON ({exc}); rerun the 'aeclust run' that "
-                           f"wrote it, resuming it, to write it again") from None
-    recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
-    config = RunConfig(**{**recorded, "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
-                          "out": str(run_dir), "data_dir": data_dir, "download": download, "progress": progress})
-    data, _ = _load(config)
-    models = {t["config"]["color"]: load_checkpoint(run_dir / t["folder"] / "model.pt").model
-              for t in results.get("autoencoders", {}).values()}
-    return build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
-                            main_color=config.color)
+    with locked(run_dir, "report"):  # not while a run writes it
+        try:
+            results = json.loads(results_path.read_text())
+        except ValueError as exc:
+            raise AeclustError(f"{results_path} is not valid JSON ({exc}); rerun the 'aeclust run' that "
+                               f"wrote it, resuming it, to write it again") from None
+        recorded = {k: v for k, v in results["config"].items() if k in {f.name for f in fields(RunConfig)}}
+        config = RunConfig(**{**recorded,
+                              "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
+                              "out": str(run_dir), "data_dir": data_dir, "download": download,
+                              "progress": progress})
+        data, _ = _load(config)
+        models = {t["config"]["color"]: load_checkpoint(run_dir / t["folder"] / "model.pt").model
+                  for t in results.get("autoencoders", {}).values()}
+        return build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
+                                main_color=config.color)

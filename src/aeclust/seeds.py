@@ -29,8 +29,8 @@ from pathlib import Path
 from ._io import write_json
 from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
-from ._io import check_writable
-from .pipeline import STUDY, RunConfig, run, versions
+from .pipeline import STUDY, RunConfig, run, run_claim, versions
+from .rundir import Claim, claimed, judge
 
 __all__ = ["parse_seeds", "run_seeds", "seed_folder", "summarize", "MAX_SEEDS", "MAX_JOBS"]
 
@@ -243,17 +243,41 @@ def run_seeds(config: RunConfig | None = None, seeds=(0, 1, 2, 3, 4), *, jobs: i
     jobs = min(len(seeds), jobs or max(MAX_JOBS, cpu_count()))
     if say is None:  # progress, on stderr beside the bars: the seeds finish in any order
         say = (lambda line: print(line, file=sys.stderr, flush=True)) if config.progress else (lambda *a, **k: None)
-    run_dir = Path(config.out)
-    check_writable(run_dir)
-    if not config.resume:
-        (run_dir / "results.json").unlink(missing_ok=True)
+    def check_seed_folders():  # a seed's folder that holds another run fails now, not after the others ran
+        for seed in seeds:
+            seed_config = _seed_config(config, seed)
+            judge(seed_config.out, run_claim(seed_config), resume=config.resume, overwrite=config.overwrite)
+
+    with claimed(config.out, seeds_claim(config, seeds), resume=config.resume, overwrite=config.overwrite,
+                 precheck=check_seed_folders) as run_dir:
+        if not config.resume:
+            (run_dir / "results.json").unlink(missing_ok=True)
+        results = _run_and_summarize(config, seeds, jobs, say)
+        from .report import build_seeds_report
+
+        build_seeds_report(run_dir, results)
+        write_json(run_dir / "results.json", results)
+    return results
+
+
+def seeds_claim(config: RunConfig, seeds: list[int]) -> Claim:
+    """What ``aeclust run --seeds`` writes into the parent directory (:mod:`aeclust.rundir`): the
+    configuration shared by the seeds (more seeds later may join the same directory), and its files."""
+    shared = {k: v for k, v in config.recorded().items() if k != "seed"}
+    return Claim("run --seeds", shared, "results.json",
+                 ("results.json", "report.html", "figures", *(seed_folder(s) for s in seeds)), resumable=True,
+                 ignore=("map",))
+
+
+def _run_and_summarize(config: RunConfig, seeds: list[int], jobs: int, say) -> dict:
+    """Every seed's run, and what ``<out>/results.json`` holds."""
     started = time.perf_counter()
     per_seed = _run_all(config, seeds, jobs, say)
     rows, summary = summarize(per_seed)
     first = per_seed[seeds[0]]
     recorded = {k: v for k, v in first.get("config", {}).items() if k != "seed"}
     study = {name: STUDY[name] for name in summary if name in STUDY} if recorded.get("dataset") == "cifar10" else {}
-    results = {
+    return {
         "job": "run-seeds",
         "title": first.get("title", "").rsplit(", seed", 1)[0] + f", seeds {_seeds_text(seeds)}",
         "config": {**recorded, "seeds": seeds},
@@ -265,11 +289,6 @@ def run_seeds(config: RunConfig | None = None, seeds=(0, 1, 2, 3, 4), *, jobs: i
         "timings": {"total": round(time.perf_counter() - started, 4)},
         "versions": versions(),
     }
-    from .report import build_seeds_report
-
-    build_seeds_report(run_dir, results)
-    write_json(run_dir / "results.json", results)
-    return results
 
 
 def _seeds_text(seeds: list[int]) -> str:
