@@ -173,6 +173,64 @@ def test_dask_rows_given_to_fit_and_to_kmeans_parallel(client):
     assert dd.SilhouetteEstimate is metrics.SilhouetteEstimate
 
 
+def _grid_weights(n=3000, d=6, seed=20):
+    """Data on a grid of eighths and integer weights: every float64 sum is exact, so the
+    chunks' fresh sums and the in-memory running sums are the same numbers."""
+    rng = np.random.default_rng(seed)
+    X = (rng.integers(-40, 40, size=(n, d)) / 8).astype(np.float32)
+    w = rng.integers(0, 4, size=n).astype(np.float64)
+    return X, w
+
+
+def test_weighted_kmeans_equals_in_memory_to_the_bit(client):
+    X, w = _grid_weights()
+    init = X[np.flatnonzero(w)[:6]].copy()
+    mem = KMeans(6, init=init).fit(X, sample_weight=w)
+    dist = KMeans(6, init=init).fit(da.from_array(X, chunks=(700, -1)), sample_weight=w)
+    np.testing.assert_array_equal(dist.labels_.compute(), mem.labels_)
+    np.testing.assert_array_equal(dist.cluster_centers_, mem.cluster_centers_)
+    assert (dist.inertia_, dist.n_iter_, dist.converged_) == (mem.inertia_, mem.n_iter_, mem.converged_)
+    # The same draw of initial rows, with the weights (also a dask array of weights).
+    mem = KMeans(6, random_state=4, n_init=2).fit(X, sample_weight=w)
+    dist = dd.fit_kmeans(KMeans(6, random_state=4, n_init=2), X, chunk_rows=900,
+                         sample_weight=da.from_array(w, chunks=500))
+    np.testing.assert_array_equal(dist.init_centers_, mem.init_centers_)
+    np.testing.assert_array_equal(dist.labels_.compute(), mem.labels_)
+    assert dist.inertia_ == mem.inertia_
+
+
+def test_weighted_empty_clusters_are_reseeded_as_in_memory(client):
+    X, init = _blobs(n=3000, k=5, seed=21)
+    w = np.random.default_rng(21).exponential(size=3000)
+    w[np.argsort(-np.abs(X).sum(axis=1))[:40]] = 0.0  # the outermost points weigh nothing
+    init = init.copy()
+    init[3], init[4] = 1e3, -1e3  # empty after the first assignment
+    mem = KMeans(5, init=init).fit(X, sample_weight=w)
+    dist = KMeans(5, init=init).fit(da.from_array(X, chunks=(700, -1)), sample_weight=w)
+    assert mem.n_empty_clusters_ >= 2 and dist.n_empty_clusters_ == mem.n_empty_clusters_
+    np.testing.assert_array_equal(dist.labels_.compute(), mem.labels_)
+    np.testing.assert_allclose(dist.cluster_centers_, mem.cluster_centers_, rtol=0, atol=1e-4)
+    assert dist.inertia_ == pytest.approx(mem.inertia_, rel=1e-6)
+
+
+def test_weighted_kmeans_parallel_leaves_weightless_points_alone(client):
+    X, y = make_blobs(n=6000, d=16, k=8, spread=0.5, seed=22)
+    w = np.where(y == 0, 0.0, 1.0 + np.random.default_rng(22).random(6000))  # blob 0 weighs nothing
+    Xd = da.from_array(X, chunks=(1000, -1))
+    par = KMeans(7, init="k-means||", random_state=0).fit(Xd, sample_weight=w)
+    pp = KMeans(7, init="k-means++", random_state=0).fit(X, sample_weight=w)
+    assert par.inertia_ == pytest.approx(pp.inertia_, rel=1e-3)  # the seven weighted blobs, both ways
+    blob0 = X[y == 0].mean(axis=0)
+    nearest = np.sqrt(((par.init_centers_ - blob0) ** 2).sum(axis=1)).min()
+    assert nearest > 5.0  # no initial centre near the weightless blob
+    again = KMeans(7, init="k-means||", random_state=0).fit(Xd, sample_weight=w)
+    np.testing.assert_array_equal(again.init_centers_, par.init_centers_)
+    with pytest.raises(InvalidInputError, match="give sample_weight to the rows object"):
+        KMeans(7).fit(dd.DaskRows(Xd), sample_weight=w)
+    with pytest.raises(InvalidInputError, match="Negative values"):
+        KMeans(7).fit(Xd, sample_weight=-w)
+
+
 def test_exact_metrics_equal_in_memory(client):
     X, _ = _blobs(n=2500, d=12, k=5, seed=5)
     y = np.random.default_rng(0).integers(0, 5, size=len(X)) * 3 + 10  # arbitrary label values

@@ -109,22 +109,67 @@ def test_no_warning_when_converged():
 @pytest.mark.parametrize(
     "kwargs, X, match",
     [
-        ({"n_clusters": 0}, np.ones((5, 2)), "at least 1"),
+        # The hyper-parameters: scikit-learn's checks and wording.
+        ({"n_clusters": 0}, np.ones((5, 2)), r"'n_clusters' parameter of KMeans must be an int in the range \[1, inf"),
         ({"n_clusters": 6}, np.ones((5, 2)), "larger than the number of samples"),
-        ({"n_clusters": 2.5}, np.ones((5, 2)), "integer"),
-        ({"n_clusters": 2, "init": "bogus"}, np.ones((5, 2)), "init must be"),
+        ({"n_clusters": 2.5}, np.ones((5, 2)), "'n_clusters' parameter of KMeans must be an int"),
+        ({"n_clusters": 2, "init": "bogus"}, np.ones((5, 2)), "'init' parameter of KMeans must be a str among"),
         ({"n_clusters": 2, "init": np.zeros((3, 2))}, np.ones((5, 2)), r"\(2, 2\)"),
-        ({"n_clusters": 2, "max_iter": 0}, np.ones((5, 2)), "max_iter"),
-        ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), "NaN"),
+        ({"n_clusters": 2, "max_iter": 0}, np.ones((5, 2)), "'max_iter' parameter"),
+        ({"n_clusters": 2, "random_state": -1}, np.ones((5, 2)), "'random_state' parameter"),
+        # The data: aeclust's wording where scikit-learn has none, scikit-learn's elsewhere.
+        ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), "contains 1 NaN or infinite .*impute"),
         ({"n_clusters": 2}, np.array([[1.0, np.inf], [0, 0], [1, 1]]), "NaN or infinite"),
-        ({"n_clusters": 2}, np.ones(5), "2-D"),
-        ({"n_clusters": 1}, np.ones((0, 3)), "at least 1"),
+        ({"n_clusters": 2}, np.ones(5), r"must be 2-D .* 1-D shape \(5,\): Reshape your data"),
+        ({"n_clusters": 2}, np.ones((2, 3, 4)), r"must be 2-D .* 3-D shape \(2, 3, 4\)$"),
+        ({"n_clusters": 1}, np.ones((0, 3)), r"0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required"),
+        ({"n_clusters": 1}, np.ones((3, 0)), r"0 feature\(s\) \(shape=\(3, 0\)\) while a minimum of 1 is required"),
+        ({"n_clusters": 1}, np.array([[1 + 2j], [3 + 0j]]), "complex numbers: Complex data not supported"),
+        ({"n_clusters": 1}, np.array([["1", "2"]]), "must hold numbers, got dtype <U1"),
+        ({"n_clusters": 1}, np.array([[1.0, "a"]], dtype=object), "not numbers .*could not convert"),
     ],
 )
 def test_bad_input_raises_a_clear_value_error(kwargs, X, match):
-    with pytest.raises(InvalidInputError, match=match):
+    with pytest.raises(InvalidInputError, match=match) as info:
         KMeans(**kwargs).fit(X)
     assert issubclass(InvalidInputError, ValueError)
+    assert "\n" not in str(info.value)  # the CLI prints it as one line
+
+
+def test_sparse_and_non_numeric_objects_are_type_errors_too():
+    from scipy import sparse
+
+    with pytest.raises(TypeError, match="Sparse data was passed") as info:
+        KMeans(1).fit(sparse.csr_array(np.eye(3)))
+    assert isinstance(info.value, InvalidInputError)
+    X = np.array([[1.0, {"a": 1}]], dtype=object)
+    with pytest.raises(TypeError, match="not numbers .*argument must be") as info:
+        KMeans(1).fit(X)
+    assert isinstance(info.value, InvalidInputError)
+
+
+def test_a_bad_hyper_parameter_is_sklearns_error_and_aeclusts():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError) as info:
+        KMeans(n_init=0).fit(np.ones((5, 2)))
+    assert isinstance(info.value, InvalidInputError)
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        (np.array([1.0, -1.0, 1.0, 1.0, 1.0]), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(5), "Sample weights must contain at least one non-zero number"),
+        (np.ones(4), r"sample_weight.shape == \(4,\), expected \(5,\)"),
+        (np.array([1.0, np.nan, 1.0, 1.0, 1.0]), "sample_weight contains NaN"),
+        (np.array([1.0, 0.0, 0.0, 0.0, 0.0]), "gives 1 sample\\(s\\) a positive weight, fewer than n_clusters=2"),
+    ],
+)
+def test_bad_sample_weight_raises_a_clear_value_error(weights, match):
+    X = np.arange(10.0).reshape(5, 2)
+    with pytest.raises(InvalidInputError, match=match):
+        KMeans(2, random_state=0).fit(X, sample_weight=weights)
 
 
 def test_convergence_warning_lives_with_the_errors():
@@ -187,11 +232,15 @@ def test_fit_owns_validation_initialisation_the_runs_and_the_attributes():
 
 
 def test_predict_before_fit_and_wrong_width():
-    with pytest.raises(InvalidInputError, match="not fitted"):
-        KMeans(2).predict(np.ones((3, 2)))
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "transform", "score"):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(KMeans(2), method)(np.ones((3, 2)))
     km = KMeans(2, random_state=0).fit(np.random.default_rng(0).normal(size=(10, 3)))
-    with pytest.raises(InvalidInputError, match="fitted with 3"):
-        km.predict(np.ones((2, 4)))
+    for method in ("predict", "transform", "score"):
+        with pytest.raises(InvalidInputError, match="X has 4 features, but KMeans is expecting 3 features"):
+            getattr(km, method)(np.ones((2, 4)))
 
 
 @pytest.mark.realdata

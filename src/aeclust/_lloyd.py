@@ -11,6 +11,13 @@ The in-memory Lloyd run is the compiled, bounds-pruned kernel of
 chunk, ``predict``, k-means|| weights) goes through :func:`assign`, the same
 kernel's assignment, so that both paths make the same choices (the float64
 distance, ties to the lowest centre index).
+
+Weights. A :class:`Rows` may carry point weights (``sample_weight``): the
+centres are weighted means (:func:`cluster_stats`), the inertia is weighted
+(:func:`inertia`), the draws of the initialisation are weighted. Without
+weights (None) every path runs the unweighted code. The per-chunk tasks of
+k-means|| (:func:`kpar_cost`, :func:`kpar_sample`, :func:`kpar_weights`) live
+here too, beside :func:`weighted_kmeans`, which reduces their candidates.
 """
 
 from __future__ import annotations

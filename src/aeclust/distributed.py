@@ -21,14 +21,15 @@ lost mid-run only costs the recomputation of its chunks. Empty clusters are
 re-seeded as in memory (the globally farthest points, ties by row), in an extra
 round that fetches a few candidates per chunk. Each chunk is assigned by
 :func:`aeclust._lloyd.assign`, the in-memory kernel. From the same initial
-centres the result follows the in-memory path step by step. Where the float64
+centres the result follows the in-memory path step by step, with sample weights
+too (each chunk's task gets its rows' weights). Where the float64
 cluster sums are exact, as for pixels scaled from integers, labels, centres and
 inertia are the same bits as in memory (tested on CIFAR-10); otherwise the
 chunks' fresh sums and the in-memory running sums differ in their last bits,
 and a point that lies within rounding of two centres can, rarely, go the other way.
 
 Initialisation. ``init="random"`` draws the same k rows as the in-memory
-estimator for the same ``random_state``. ``init="k-means++"`` (or
+estimator for the same ``random_state`` (and the same weights). ``init="k-means++"`` (or
 ``"k-means||"``) on a dask array is k-means|| (:func:`kmeans_parallel_init`), the
 scalable stand-in for k-means++, not the same random draw.
 
@@ -70,7 +71,8 @@ import numpy as np
 
 from . import _lloyd
 from ._pairwise import (blas_single_threaded, distance64, extreme_sq_distance64, one_hot, row_sq_norms,
-                        sq_distance_block, sq_distances_to, sq_norms64)
+                        sq_distance_block, sq_norms64)
+from ._kmeans_input import check_sample_weight
 from ._validation import check_labels
 from .errors import AeclustError, InvalidInputError
 from .metrics import (ClusterQuality, SilhouetteEstimate, check_cluster_count, dunn_cuts, dunn_from_parts,
@@ -281,12 +283,11 @@ def _apply_overrides(labels: np.ndarray, offset: int, overrides) -> np.ndarray:
     return labels
 
 
-def _lloyd_chunk(x: np.ndarray, centers: np.ndarray) -> tuple:
-    """Assign one chunk; return (sums float64 (k, d), counts (k,), [label digest])."""
-    k = centers.shape[0]
+def _lloyd_chunk(x: np.ndarray, centers: np.ndarray, w) -> tuple:
+    """Assign one chunk (of weights ``w`` or None); return its sums, counts and total weights
+    (:func:`aeclust._lloyd.cluster_stats`) and [its label digest]."""
     labels, _ = _lloyd.assign(x, centers)
-    counts = np.bincount(labels, minlength=k).astype(np.int64)
-    return _lloyd.cluster_sums(x, labels, k), counts, [_digest(labels)]
+    return (*_lloyd.cluster_stats(x, labels, centers.shape[0], w), [_digest(labels)])
 
 
 def _add_fields(*parts) -> tuple:
@@ -294,12 +295,14 @@ def _add_fields(*parts) -> tuple:
     return tuple(_add(*field) for field in zip(*parts))
 
 
-def _far_candidates(x: np.ndarray, centers: np.ndarray, offset: int, m: int) -> tuple:
-    """The ``m`` points of a chunk farthest from their centres, as the in-memory re-seed ranks them."""
+def _far_candidates(x: np.ndarray, centers: np.ndarray, offset: int, m: int, w) -> tuple:
+    """The ``m`` points of a chunk farthest from their centres, as the in-memory re-seed ranks
+    them (of positive weight: a point of weight 0 cannot re-seed a cluster), with their weights."""
     labels, dist = _lloyd.assign(x, centers)
-    rows = np.arange(x.shape[0])
-    order = np.lexsort((rows, -dist))[:m]
-    return dist[order], order + offset, labels[order], x[order].copy()
+    order = np.lexsort((np.arange(x.shape[0]), -dist))
+    order = (order if w is None else order[w[order] > 0])[:m]
+    weights = np.ones(len(order)) if w is None else w[order]
+    return dist[order], order + offset, labels[order], x[order].copy(), weights
 
 
 def _digest_chunk(x: np.ndarray, centers: np.ndarray, offset: int, overrides) -> bytes:
@@ -307,11 +310,11 @@ def _digest_chunk(x: np.ndarray, centers: np.ndarray, offset: int, overrides) ->
     return _digest(_apply_overrides(labels, offset, overrides))
 
 
-def _final_chunk(x: np.ndarray, assigned_by: np.ndarray, centers: np.ndarray, offset: int, overrides) -> tuple:
-    """Final labels of a chunk and its rows' inertia terms (:func:`_lloyd.inertia_terms`)."""
+def _final_chunk(x: np.ndarray, assigned_by: np.ndarray, centers: np.ndarray, offset: int, overrides, w) -> tuple:
+    """Final labels of a chunk and its rows' inertia terms (:func:`_lloyd.inertia_terms_weighted`)."""
     labels, _ = _lloyd.assign(x, assigned_by)
     labels = _apply_overrides(labels, offset, overrides)
-    return labels, _lloyd.inertia_terms(x, labels, centers)
+    return labels, _lloyd.inertia_terms_weighted(x, labels, centers, w)
 
 
 # ---------------------------------------------------------------------------------------
@@ -336,17 +339,27 @@ class DaskRows(_lloyd.Rows):
         the cluster's memory).
     callback : callable, optional
         ``callback(iteration, centers)`` after each assignment pass.
+    sample_weight : numpy or dask array of shape (n_samples,), optional
+        Non-negative weights (:class:`aeclust.KMeans`'s rules), read into the client's
+        memory to be checked, then chunked as ``X``'s rows on the workers.
     """
 
     inits = ("random", "k-means++", "k-means||")
 
-    def __init__(self, X, *, chunk_rows: int | None = None, persist: bool = True, callback=None):
+    def __init__(self, X, *, chunk_rows: int | None = None, persist: bool = True, callback=None,
+                 sample_weight=None):
         self.dask, self.da = _dask()
         self.persist, self.callback = persist, callback
         self._use(_as_dask_rows(X, chunk_rows, dtype=np.float32, default_rows=KMEANS_CHUNK_ROWS))
         self.offsets = _offsets(self.X.chunks)
         self.sizes = [int(s) for s in self.X.chunks[0]]
         self.shape = (int(self.X.shape[0]), int(self.X.shape[1]))
+        self.weights = check_sample_weight(sample_weight, self.shape[0])
+        self.w_blocks = [None] * len(self.blocks)
+        if self.weights is not None:  # held here: persisted chunks live as long as their array
+            self.W = self.da.from_array(self.weights, chunks=(self.X.chunks[0],))
+            self.W = self.W.persist() if persist else self.W
+            self.w_blocks = list(self.W.to_delayed().ravel())
 
     def _use(self, X) -> None:
         self.X = X
@@ -385,7 +398,7 @@ class DaskRows(_lloyd.Rows):
             state = self._step(centers)
             if self.callback is not None:
                 self.callback(it, centers)
-            if state[2] == updated:
+            if state[3] == updated:
                 return self._final(centers, centers, [], it, True, n_empty_total)
             labels_from, previous = centers, centers
         # Not converged: the centres are brought in line with the last assignment and its re-seeds.
@@ -400,16 +413,17 @@ class DaskRows(_lloyd.Rows):
         return [(r, e) for r, e in moves if lo <= r < hi]
 
     def _step(self, centers: np.ndarray) -> tuple:
-        """One assignment over all chunks: global float64 sums, counts, per-chunk digests."""
+        """One assignment over all chunks: global float64 sums, counts, total weights, per-chunk digests."""
         dask = self.dask
         c = dask.delayed(centers)
-        return _reduce(dask, _add_fields, [dask.delayed(_lloyd_chunk)(b, c) for b in self.blocks])
+        return _reduce(dask, _add_fields,
+                       [dask.delayed(_lloyd_chunk)(b, c, w) for b, w in zip(self.blocks, self.w_blocks)])
 
     def _update(self, state: tuple, centers_of_labels: np.ndarray):
         """The in-memory ``update_centers``, from combined sums: new centres, the digests of the
         (possibly re-seeded) labels, the number of empty clusters and the re-seed moves."""
-        sums, counts, digests = state
-        sums, counts, digests = sums.copy(), counts.copy(), list(digests)
+        sums, counts, totals, digests = state
+        sums, counts, totals, digests = sums.copy(), counts.copy(), totals.copy(), list(digests)
         k = len(counts)
         n_empty = int(np.count_nonzero(counts == 0))
         moves: list[tuple[int, int]] = []
@@ -417,15 +431,18 @@ class DaskRows(_lloyd.Rows):
             dask = self.dask
             m = n_empty + k  # at most k candidates are skipped (one per cluster left with one point)
             c = dask.delayed(centers_of_labels)
-            found = dask.compute(*[dask.delayed(_far_candidates)(b, c, off, m)
-                                   for b, off in zip(self.blocks, self.offsets)])
-            dist, rows, labels, points = (np.concatenate(part) for part in zip(*found))
+            found = dask.compute(*[dask.delayed(_far_candidates)(b, c, off, m, w)
+                                   for b, off, w in zip(self.blocks, self.offsets, self.w_blocks)])
+            dist, rows, labels, points, weights = (np.concatenate(part) for part in zip(*found))
             donors = _lloyd.pick_donors(np.lexsort((rows, -dist)), labels, counts, n_empty)
             for e, p in zip(np.flatnonzero(counts == 0)[: len(donors)], donors):
-                sums[labels[p]] -= points[p].astype(np.float64)
-                sums[e] += points[p].astype(np.float64)
+                moved = weights[p] * points[p].astype(np.float64)  # weight 1: the point itself
+                sums[labels[p]] -= moved
+                sums[e] += moved
                 counts[labels[p]] -= 1
                 counts[e] += 1
+                totals[labels[p]] -= weights[p]
+                totals[e] += weights[p]
                 moves.append((int(rows[p]), int(e)))
             touched = sorted({self._chunk_of(r) for r, _ in moves})
             fresh = dask.compute(*[
@@ -434,8 +451,7 @@ class DaskRows(_lloyd.Rows):
             ])
             for i, h in zip(touched, fresh):
                 digests[i] = h
-        centers = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-        return centers, digests, n_empty, moves
+        return _lloyd.centres_from_stats(sums, counts, totals), digests, n_empty, moves
 
     def _final(self, centers: np.ndarray, assigned_by: np.ndarray, moves, n_iter: int, converged: bool,
                n_empty: int) -> _lloyd.Run:
@@ -443,8 +459,8 @@ class DaskRows(_lloyd.Rows):
         and their inertia about ``centers``."""
         dask, da = self.dask, self.da
         a, c = dask.delayed(assigned_by), dask.delayed(centers)
-        parts = [dask.delayed(_final_chunk, nout=2)(b, a, c, off, self._moves_in(moves, i))
-                 for i, (b, off) in enumerate(zip(self.blocks, self.offsets))]
+        parts = [dask.delayed(_final_chunk, nout=2)(b, a, c, off, self._moves_in(moves, i), w)
+                 for i, (b, off, w) in enumerate(zip(self.blocks, self.offsets, self.w_blocks))]
         if self.persist:
             parts = list(dask.persist(*parts))
         labels = da.concatenate([da.from_delayed(p[0], shape=(s,), dtype=np.intp)
@@ -457,7 +473,8 @@ class DaskRows(_lloyd.Rows):
         return _lloyd.Run(labels, centers, n_iter, converged, n_empty, inertia)
 
 
-def fit_kmeans(estimator, X, *, chunk_rows: int | None = None, persist: bool = True, callback=None):
+def fit_kmeans(estimator, X, *, chunk_rows: int | None = None, persist: bool = True, callback=None,
+               sample_weight=None):
     """Fit an :class:`aeclust.KMeans` on a dask array, choosing how its rows are held
     (the parameters of :class:`DaskRows`); ``KMeans.fit`` on a dask array uses the defaults.
 
@@ -467,35 +484,12 @@ def fit_kmeans(estimator, X, *, chunk_rows: int | None = None, persist: bool = T
     ``init="random"`` with the same ``random_state``) the labels, centres and
     inertia match the in-memory fit (see the module notes for the rare exception).
     """
-    return estimator.fit(DaskRows(X, chunk_rows=chunk_rows, persist=persist, callback=callback))
+    return estimator.fit(DaskRows(X, chunk_rows=chunk_rows, persist=persist, callback=callback,
+                                  sample_weight=sample_weight))
 
 
 # ---------------------------------------------------------------------------------------
 # k-means|| initialisation
-
-
-@blas_single_threaded
-def _min_sq_dist(x: np.ndarray, C: np.ndarray) -> np.ndarray:
-    D = sq_distances_to(x, C, row_sq_norms(C))
-    D += row_sq_norms(x)[:, None]
-    return np.maximum(D.min(axis=1), 0.0).astype(np.float64)
-
-
-def _kpar_cost(x: np.ndarray, C: np.ndarray) -> float:
-    return float(_min_sq_dist(x, C).sum())
-
-
-def _kpar_sample(x: np.ndarray, C: np.ndarray, phi: float, ell: float, seed: int, rnd: int, chunk: int):
-    """Keep each point with probability ``min(1, ell * d^2 / phi)``; the draw depends only on
-    (seed, round, chunk), so a recomputed task samples the same points."""
-    p = np.minimum(1.0, ell * _min_sq_dist(x, C) / phi)
-    u = np.random.default_rng([seed, rnd, chunk]).random(x.shape[0])
-    return x[u < p].copy()
-
-
-def _kpar_weights(x: np.ndarray, C: np.ndarray) -> np.ndarray:
-    nearest, _ = _lloyd.assign(x, C)
-    return np.bincount(nearest, minlength=C.shape[0]).astype(np.float64)
 
 
 def kmeans_parallel_init(X, n_clusters: int, *, random_state=None, rounds: int = 5,
@@ -511,26 +505,29 @@ def kmeans_parallel_init(X, n_clusters: int, *, random_state=None, rounds: int =
     ``n_clusters`` centres on the client with greedy k-means++ and weighted
     Lloyd. The paper shows 5 rounds with ``oversampling = 2k`` already match
     k-means++; with fewer candidates than clusters, random points fill in.
-    ``X`` is a dask or numpy array, or a :class:`DaskRows`.
+    ``X`` is a dask or numpy array, or a :class:`DaskRows`; the weights of a
+    :class:`DaskRows` weigh every draw and every candidate, as in weighted k-means++.
     """
     rows = X if isinstance(X, DaskRows) else DaskRows(X, persist=False)
     rng = np.random.default_rng(random_state)  # a Generator comes back as it is: its draws go on
-    dask, blocks, n, k = rows.dask, rows.blocks, rows.shape[0], int(n_clusters)
+    dask, blocks, n, k = rows.dask, list(zip(rows.blocks, rows.w_blocks)), rows.shape[0], int(n_clusters)
+    p = None if rows.weights is None else rows.weights / rows.weights.sum()
     ell = float(oversampling) if oversampling is not None else 2.0 * k
     seed = int(rng.integers(2**63 - 1))
-    C = rows.take(np.array([rng.integers(n)]))
+    C = rows.take(np.array([rng.integers(n) if p is None else rng.choice(n, p=p)]))
     for r in range(rounds):
         c = dask.delayed(C)
-        phi = float(sum(dask.compute(*[dask.delayed(_kpar_cost)(b, c) for b in blocks])))
+        phi = float(sum(dask.compute(*[dask.delayed(_lloyd.kpar_cost)(b, c, w) for b, w in blocks])))
         if phi <= 0.0:
             break
-        new = dask.compute(*[dask.delayed(_kpar_sample)(b, c, phi, ell, seed, r, i) for i, b in enumerate(blocks)])
+        new = dask.compute(*[dask.delayed(_lloyd.kpar_sample)(b, c, phi, ell, seed, r, i, w)
+                             for i, (b, w) in enumerate(blocks)])
         C = np.concatenate([C, *new])
     if C.shape[0] < k:
-        C = np.concatenate([C, rows.take(np.sort(rng.choice(n, size=k - C.shape[0], replace=False)))])
+        C = np.concatenate([C, rows.take(np.sort(rng.choice(n, size=k - C.shape[0], replace=False, p=p)))])
     c = dask.delayed(C)
-    w = _reduce(dask, _add, [dask.delayed(_kpar_weights)(b, c) for b in blocks])
-    return _lloyd.weighted_kmeans(C, w, k, rng)
+    weights = _reduce(dask, _add, [dask.delayed(_lloyd.kpar_weights)(b, c, w) for b, w in blocks])
+    return _lloyd.weighted_kmeans(C, weights, k, rng)
 
 
 # ---------------------------------------------------------------------------------------
