@@ -294,7 +294,7 @@ def test_init_is_recorded_in_checkpoints(data, tmp_path):
     cfg = AutoencoderConfig(**{**SMALL, "epochs": 1, "init": "torch"})
     train_autoencoder(cfg, train[:32], None, tmp_path, device="cpu", progress=False)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert state["version"] == 2 and state["config"]["init"] == "torch"
+    assert state["version"] == 3 and state["config"]["init"] == "torch"
     assert load_checkpoint(tmp_path / "model.pt").config.init == "torch"
     with pytest.raises(AeclustError, match="config differs.*init"):
         train_autoencoder(AutoencoderConfig(**{**SMALL, "init": "keras"}), train[:32], None, tmp_path,
@@ -305,7 +305,8 @@ def _as_version_1(path, to):
     """Rewrite a checkpoint as aeclust wrote it before the init field (format version 1)."""
     state = torch.load(path, weights_only=True)
     state["version"] = 1
-    del state["config"]["init"]
+    del state["config"]["init"], state["config"]["engine"]  # version 1 had neither field
+    state.pop("engine", None)
     torch.save(state, to)
     return state
 
@@ -333,7 +334,7 @@ def test_checkpoints_of_version_1_load_as_torch_init(data, tmp_path):
     state = torch.load(tmp_path / "old.pt", weights_only=True)
     state["version"] = 7
     torch.save(state, tmp_path / "future.pt")
-    with pytest.raises(AeclustError, match="version 7; this aeclust reads versions 1 and 2"):
+    with pytest.raises(AeclustError, match="version 7; this aeclust reads versions 1, 2 and 3"):
         load_checkpoint(tmp_path / "future.pt")
 
 
@@ -481,7 +482,8 @@ def test_model_file_upgrades_the_config_of_an_older_version(model_file, tmp_path
     model_file.save(tmp_path / "m.pt", ConvAutoencoder(AutoencoderConfig(init="torch")))
     state = torch.load(tmp_path / "m.pt", weights_only=True)
     state["version"] = 1
-    del state["config"]["init"]
+    del state["config"]["init"], state["config"]["engine"]  # version 1 had neither field
+    state.pop("engine", None)
     torch.save(state, tmp_path / "old.pt")
     assert model_file.read(tmp_path / "old.pt")["config"]["init"] == "torch"
 
