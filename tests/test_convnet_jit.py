@@ -261,3 +261,18 @@ def test_files_without_engine_load_as_trained_by_torch(tmp_path):
 def test_numba_cache_folder_is_found():
     """The kernels are cached on disk in this checkout (compile time is paid once)."""
     assert J._CACHE is True
+
+
+@pytest.mark.parametrize("engine", ["auto", "compiled", "torch"])
+def test_engine_option_reaches_the_autoencoder_config(engine):
+    from aeclust.cli import _autoencoder_kwargs, build_parser
+    from aeclust.pipeline import RunConfig
+
+    parser = build_parser()
+    for command in ("train", "run"):
+        args = parser.parse_args([command, "--engine", engine])
+        assert AutoencoderConfig(**_autoencoder_kwargs(args)).engine == engine
+    assert parser.parse_args(["run"]).engine == "torch"
+    assert RunConfig(ae_engine=engine).autoencoder_config().engine == engine
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--engine", "jit"])

@@ -304,6 +304,7 @@ class RunConfig:
     activation: str = "relu"
     code_activation: str | None = None
     ae_init: str = "keras"  # the autoencoder's initialisation (AutoencoderConfig.init); not k-means'
+    ae_engine: str = "torch"  # the code that trains the autoencoder (AutoencoderConfig.engine)
     device: str = "auto"
     train_limit: int | None = None
     test_limit: int | None = None
@@ -320,7 +321,8 @@ class RunConfig:
         return AutoencoderConfig(color=color or self.color, kernel_size=self.kernel_size,
                                  activation=self.activation, code_activation=self.code_activation,
                                  epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                                 optimizer=self.optimizer, seed=self.seed, init=self.ae_init)
+                                 optimizer=self.optimizer, seed=self.seed, init=self.ae_init,
+                                 engine=self.ae_engine)
 
     def autoencoder_folder(self, color: str) -> str:
         """The run directory's sub-folder of the autoencoder for one input colour."""
