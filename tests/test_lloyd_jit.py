@@ -333,6 +333,72 @@ def test_aeclust_thread_count_caps_numba(monkeypatch):
     assert seen and set(seen) == {1}
 
 
+@pytest.mark.parametrize("dense_from", [2, 100])
+@pytest.mark.parametrize("data", ["blobs", "grid"])
+def test_dot_product_and_few_centre_paths_each_equal_the_reference(monkeypatch, dense_from, data):
+    # A queued row is measured against every centre from float32 dot products when its bounds
+    # leave at least _dense_from(d, k) centres, else against those alone: with every row on one
+    # path or the other (2: every row that needs a distance, 100: none, the first pass's
+    # included), the labels after every pass and the centres are the reference's.
+    X = make_blobs(n=1500, d=37, k=9, spread=2.5, seed=30)[0] if data == "blobs" else grid_data(1200, 6, 3, 31)
+    init = X[np.random.default_rng(32).choice(len(X), 12, replace=False)].copy()
+    init[5] = init[1]  # an empty cluster on the way
+    monkeypatch.setattr(J, "_dense_from", lambda d, k: dense_from)
+    stats = []
+    got, trace, want, want_trace = run_both(X, init)
+    assert_same(got, trace, want, want_trace)
+    J.lloyd(X, init, 300, stats=stats)
+    if dense_from == 2:  # every row that needs a distance is measured against all 12 centres
+        assert all(s["d32"] >= 12 * (s["n"] - s["rows_skipped"]) for s in stats)
+
+
+def test_a_centre_whose_dot_products_overflow_float32():
+    # x.c beyond float32's range for the far centre (|x| ~ 50, c ~ 3e37 per feature): the
+    # float32 product is inf, the expansion |x|^2 + |c|^2 - 2 x.c gives -inf, and the row must
+    # still go to its nearest centre (not to the far one), in the pass and in assign_chunk.
+    rng = np.random.default_rng(33)
+    X = (np.abs(rng.standard_normal((600, 16))) * 10 + 5).astype(np.float32)
+    C = np.stack([np.full(16, 3e37, np.float32), np.zeros(16, np.float32), np.full(16, 7.0, np.float32),
+                  X[0], X[1]])
+    labels, sq = J.assign_chunk(X, C)
+    assert np.array_equal(labels, ref_sq_dists(X, C).argmin(axis=1))
+    got, trace, want, want_trace = run_both(X, C)
+    assert_same(got, trace, want, want_trace)
+
+
+def test_a_pass_does_not_wait_for_a_helper_thread_that_never_starts(monkeypatch):
+    # The calling thread takes every block that no helper has taken: with the helpers never
+    # given the work (as when the machine keeps them from running), a pass still finishes, and
+    # with the same results.
+    X, _ = make_blobs(n=5000, d=20, k=7, spread=3.0, seed=34)
+    init = X[:7].copy()
+    monkeypatch.setenv("AECLUST_NUM_THREADS", "2")
+    shared = J.lloyd(X, init, 300)
+    monkeypatch.setattr(J._helpers, "give", lambda task, n: None)
+    alone = J.lloyd(X, init, 300)
+    assert np.array_equal(shared[0], alone[0]) and np.array_equal(shared[1], alone[1])
+    assert shared[2:] == alone[2:]
+
+
+def test_an_error_in_a_helper_thread_reaches_the_caller():
+    import threading
+    import time
+
+    def fn(claim, n_blocks):
+        while True:  # takes blocks as the kernels do; a helper fails inside its first block
+            b = claim[0]
+            claim[0] += 1
+            if b >= n_blocks:
+                return
+            if threading.current_thread().name == "aeclust-lloyd":
+                raise ValueError("failed in a helper")
+            time.sleep(0.005)  # the caller is slow enough (0.5 s in all) for the helper to take a block
+            claim[1] += 1
+
+    with pytest.raises(ValueError, match="failed in a helper"):
+        J._run_blocks(fn, 100, 2, (100,))
+
+
 # ------------------------------------------------------------------------------ the other functions
 def test_assign_chunk_is_the_exact_nearest_centre():
     for seed, (X, k) in enumerate([(make_blobs(n=2000, d=30, k=6, spread=3.0, seed=15)[0], 11),

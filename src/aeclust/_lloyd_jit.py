@@ -32,19 +32,34 @@ each row against Hamerly's bound (one read), then its per-centre lower bounds
 (float32), and fetches the features only of the rows that still need a
 distance, a few rows ahead (software prefetch: those rows are scattered through
 memory, and a late pass is bound by memory, not arithmetic); a row's surviving
-centres are measured together, without branches that depend on the distances;
-the float64 distance runs on 8-lane vectors in the scalar definition's order
-(:func:`_make_d64_vector`). No BLAS call inside the loop: OpenBLAS's threads
-spin for a while after each product, and on two cores that halved the speed of
-the numba passes that followed.
+centres are measured together, without branches that depend on the distances.
+A row whose bounds leave more than about half the centres (every row in the
+first pass, most in the next few) is measured against all of them at once from
+float32 dot products, four rows against four centres at a time (each value
+loaded serves four products, where a distance loop loads two values per
+product), with an error bound of its own (:func:`_row_from_dots`); on the
+CIFAR-10 codes (50,000 x 192) the first passes took about 40 % less time.
+The float64 distance runs on 8-lane vectors in the scalar definition's order
+(:func:`_make_d64_vector`), the pass's float32 distance on 8-lane vectors too
+(:func:`_make_d32_vector`). A row's work is written out in the loop over the
+rows, not in a function called per row: numba does not inline those calls, and
+one that passes a dozen arrays cost about as much as measuring two centres of
+192 features. No BLAS call inside the loop: OpenBLAS's threads spin for a
+while after each product, and on two cores that halved the speed of the numba
+passes that followed.
 
-The loop over rows runs in parallel (numba ``prange``); each row's result
-depends on that row alone, and every reduction across rows runs in a fixed
-order, so the results are the same bits for any thread count. The cluster sums
-are updated on one thread (a memory-bound pass that a second thread does not
-speed up). The thread count
-is :func:`aeclust._pairwise.cpu_count` (``AECLUST_NUM_THREADS``), capped at
-numba's pool size (``NUMBA_NUM_THREADS``).
+The assignment pass works in blocks of rows (``ROW_BLOCK``) that its threads
+take one at a time as they become free (:func:`_run_blocks`: the calling thread
+and helper threads, a shared counter). Each block's results depend on that block
+alone, and every reduction across blocks runs in block order, so the results
+are the same bits for any thread count, and whichever thread took a block. (A
+numba ``prange`` over the OpenMP layer gives each thread a fixed share and
+waits for the slowest: on two cores shared with other processes a 1 ms pass
+took 10 ms.) The other parallel loops (k-means++, all distances) are numba
+``prange`` loops. The cluster sums are updated on one thread (a memory-bound
+pass that a second thread does not speed up). The thread count is
+:func:`aeclust._pairwise.cpu_count` (``AECLUST_NUM_THREADS``), capped at numba's
+pool size (``NUMBA_NUM_THREADS``).
 
 Nothing is compiled when this module is imported, and numba itself is imported
 on first use: the kernels are plain functions below, compiled (and cached on
@@ -111,6 +126,12 @@ def _margins(d: int) -> tuple[float, float, float]:
     return G, M, H
 
 
+def _dense_from(d: int, k: int) -> int:
+    """How many centres a row's bounds must leave (its own included) for :func:`_assign_rows`
+    to measure it against every centre from dot products rather than those alone."""
+    return max(2, (k + 1) // 2 + 1)
+
+
 # ----------------------------------------------------------------------------------------
 # Kernels: plain Python functions here, compiled by _kernels() on first use. The names are
 # rebound in this module's namespace to the compiled dispatchers, so that kernels calling
@@ -169,18 +190,6 @@ def _d32(X, i, C, j):
     return np.float64(s)
 
 
-def _d32_batch(X, i, C, cand, q, out):
-    """``out[r] = _d32(X, i, C, cand[r])`` for ``r < q``: one call for all of a row's centres
-    (compiled with reassociation, like :func:`_d32`)."""
-    for r in range(q):
-        j = cand[r]
-        s = np.float32(0.0)
-        for t in range(X.shape[1]):
-            e = X[i, t] - C[j, t]
-            s += e * e
-        out[r] = np.float64(s)
-
-
 def _interval(a, G, tau):
     """:func:`_approx`'s interval around a float32 distance ``a`` (``(-1, -1)`` on overflow)."""
     if a <= 3.0e38:
@@ -202,7 +211,7 @@ def _approx(X, i, C, j, G, tau):
     hot function two to three times slower. It repeats :func:`_interval`'s body rather than
     calling it: the call gave the same bits but 7-17 % more time per iteration on the pixels.)
     ``G = inf`` gives ``[0, inf]``: no information."""
-    a = _d32(X, i, C, j)
+    a = _d32v(X, i, C, j)
     if a <= 3.0e38:  # float32 overflow otherwise
         lo = a - tau
         if lo > 0.0:
@@ -243,11 +252,12 @@ def _sqrt_dn(v):
     return math.sqrt(v) * _DN
 
 
-def _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, lo_row, hi_row, todo, old_lab):
+def _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, lo_row, hi_row, todo, old_lab, need):
     """The first part of :func:`_assign_rows` for rows ``lo_row:hi_row``: moves each row's
     upper bound by its centre's drift, leaves alone the rows whose bounds rule out every
     other centre (they need no distance), and queues the others in ``todo`` (row order)
-    with their labels in ``old_lab``. Returns ``(n_todo, n_skip)``."""
+    with their labels in ``old_lab`` and in ``need`` how many centres their bounds leave
+    (the own one included). Returns ``(n_todo, n_skip)``."""
     k = lbs.shape[1]
     n_skip = 0
     n_todo = 0
@@ -260,102 +270,126 @@ def _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, lo_row, hi_row
             n_skip += 1
             continue
         m = 0
-        lmin = np.inf
         for j in range(k):
             lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
             bd = lbj if lbj > half_cc[a, j] else half_cc[a, j]
             m += (not (um < bd)) & (j != a)  # a NaN bound rules nothing out
-            lmin = lbj if (lbj < lmin) & (j != a) else lmin
         if m == 0:
-            L[i] = (lmin + cm) * _DN  # the per-centre bounds were tighter: keep their minimum
+            # The per-centre bounds were tighter: keep their minimum. (Not taken in the loop
+            # above: a running minimum there keeps the compiler from vectorising it, which
+            # made the whole pass over the bounds twice as slow.)
+            lmin = np.inf
+            for j in range(k):
+                lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+                lmin = lbj if (lbj < lmin) & (j != a) else lmin
+            L[i] = (lmin + cm) * _DN
             n_skip += 1
             continue
         todo[n_todo] = i
         old_lab[n_todo] = a
+        need[n_todo] = m + 1
         n_todo += 1
     return n_todo, n_skip
 
 
-def _measure_row(X, C, i, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau, cand, lo, hi, ex, bound):
-    """The second part of :func:`_assign_rows` for one queued row ``i``: measures the
-    centres its bounds do not rule out, assigns it, and renews its bounds (``u[i]``,
-    ``lbs[i]``, ``L[i]``). ``cand``, ``lo``, ``hi``, ``ex``, ``bound``: scratch space of
-    ``k`` entries. Returns ``(float32 distances, float64 distances)`` computed."""
+def _measure_rows(X, C, rows, n_rows, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau, cand, lo, hi, ex,
+                  bound):
+    """The second part of :func:`_assign_rows` for the queued rows ``rows[:n_rows]`` that need
+    few centres: for each, measures the centres its bounds do not rule out, assigns it, and
+    renews its bounds (``u[i]``, ``lbs[i]``, ``L[i]``). ``cand``, ``lo``, ``hi``, ``ex``,
+    ``bound``: scratch space of ``k`` entries. Returns ``(float32 distances, float64
+    distances)`` computed.
+
+    One call for all the rows, not one per row: a call that passes a dozen arrays costs
+    about as much as measuring a row's two or three centres of 192 features. The rows are
+    scattered through X: each is fetched from memory a few rows ahead of its turn, or the
+    pass waits on memory for every row."""
+    d = X.shape[1]
     k = C.shape[0]
     n_d32 = 0
     n_d64 = 0
-    a = labels[i]
-    ua = u[i]
-    # Centres that the bounds do not rule out (written without data-dependent
-    # branches: mispredicted branches, not distances, dominate the late passes).
-    um = ua * M
-    m = 0
-    for j in range(k):
-        bd = (np.float64(lbs[i, j]) - cum[j]) * _DN
-        if half_cc[a, j] > bd:
-            bd = half_cc[a, j]
-        bound[j] = bd
-        cand[m] = j
-        m += (not (um < bd)) & (j != a)
-    # The own centre's distance, and with it a tight upper bound.
-    la, ha = _approx(X, i, C, a, G, tau)
-    ea = -1.0
-    if ha < 0.0:
-        la, ha, ea = _exact(X, i, C, a, H)
-        n_d64 += 1
-    else:
-        n_d32 += 1
-    ua = _sqrt_up(ha)
-    um = ua * M
-    lbs[i, a] = _f32_down((_sqrt_dn(la) + cum[a]) * _DN)
-    # Measure the centres that still survive; a's interval goes last.
-    q = 0
-    for r in range(m):
-        j = cand[r]
-        cand[q] = j
-        q += not (um < bound[j])
-    _d32_batch(X, i, C, cand, q, ex)
-    for r in range(q):
-        lo[r], hi[r] = _interval(ex[r], G, tau)
-        ex[r] = -1.0
-    n_d32 += q
-    for r in range(q):
-        if hi[r] < 0.0:  # float32 overflow
-            lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
-            n_d32 -= 1
+    for r in range(min(PREFETCH_ROWS, n_rows)):
+        for t in range(0, d, 16):
+            _prefetch(X, rows[r], t)
+    for r0 in range(n_rows):
+        if r0 + PREFETCH_ROWS < n_rows:
+            ip = rows[r0 + PREFETCH_ROWS]
+            for t in range(0, d, 16):
+                _prefetch(X, ip, t)
+        i = rows[r0]
+        a = labels[i]
+        # Centres that the bounds do not rule out (written without data-dependent
+        # branches: mispredicted branches, not distances, dominate the late passes).
+        um = u[i] * M
+        m = 0
+        for j in range(k):
+            bd = (np.float64(lbs[i, j]) - cum[j]) * _DN
+            if half_cc[a, j] > bd:
+                bd = half_cc[a, j]
+            bound[j] = bd
+            cand[m] = j
+            m += (not (um < bd)) & (j != a)
+        # The own centre's distance, and with it a tight upper bound.
+        la, ha = _approx(X, i, C, a, G, tau)
+        ea = -1.0
+        if ha < 0.0:
+            la, ha, ea = _exact(X, i, C, a, H)
             n_d64 += 1
-        lbs[i, cand[r]] = _f32_down((_sqrt_dn(lo[r]) + cum[cand[r]]) * _DN)
-    if q > 0:
-        cand[q] = a
-        lo[q] = la
-        hi[q] = ha
-        ex[q] = ea
-        q += 1
-        # The smallest upper end; every centre whose interval reaches below it is a contender.
-        best = q - 1
-        for r in range(q - 1):
-            best = r if hi[r] < hi[best] else best
-        n_cont = 0
+        else:
+            n_d32 += 1
+        ua = _sqrt_up(ha)
+        um = ua * M
+        lbs[i, a] = _f32_down((_sqrt_dn(la) + cum[a]) * _DN)
+        # Measure the centres that still survive; a's interval goes last.
+        q = 0
+        for r in range(m):
+            j = cand[r]
+            cand[q] = j
+            q += not (um < bound[j])
         for r in range(q):
-            n_cont += lo[r] <= hi[best]
-        if n_cont > 1:  # the intervals cannot tell: settle it in float64
-            best, n_new = _settle(X, i, C, cand, lo, hi, ex, q, H)
-            n_d64 += n_new
-        a = cand[best]
-        labels[i] = a
-        ua = _sqrt_up(hi[best])
-    u[i] = ua
-    # Hamerly's bound afresh: the smallest lower bound over the other centres.
-    lmin = np.inf
-    for j in range(k):
-        lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
-        lmin = lbj if (lbj < lmin) & (j != a) else lmin
-    L[i] = (lmin + cm) * _DN
+            ex[r] = _d32v(X, i, C, cand[r])
+        for r in range(q):
+            lo[r], hi[r] = _interval(ex[r], G, tau)
+            ex[r] = -1.0
+        n_d32 += q
+        for r in range(q):
+            if hi[r] < 0.0:  # float32 overflow
+                lo[r], hi[r], ex[r] = _exact(X, i, C, cand[r], H)
+                n_d32 -= 1
+                n_d64 += 1
+            lbs[i, cand[r]] = _f32_down((_sqrt_dn(lo[r]) + cum[cand[r]]) * _DN)
+        if q > 0:
+            cand[q] = a
+            lo[q] = la
+            hi[q] = ha
+            ex[q] = ea
+            q += 1
+            # The smallest upper end; every centre whose interval reaches below it is a contender.
+            best = q - 1
+            for r in range(q - 1):
+                best = r if hi[r] < hi[best] else best
+            n_cont = 0
+            for r in range(q):
+                n_cont += lo[r] <= hi[best]
+            if n_cont > 1:  # the intervals cannot tell: settle it in float64
+                best, n_new = _settle(X, i, C, cand, lo, hi, ex, q, H)
+                n_d64 += n_new
+            a = cand[best]
+            labels[i] = a
+            ua = _sqrt_up(hi[best])
+        u[i] = ua
+        # Hamerly's bound afresh: the smallest lower bound over the other centres.
+        lmin = np.inf
+        for j in range(k):
+            lbj = (np.float64(lbs[i, j]) - cum[j]) * _DN
+            lmin = lbj if (lbj < lmin) & (j != a) else lmin
+        L[i] = (lmin + cm) * _DN
     return n_d32, n_d64
 
 
 def _assign_rows(
-    X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n, mv_row, mv_old
+    X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n, mv_row, mv_old,
+    x_sq, c_sq, c_norm, gd, rel, dense_from, first, n_threads
 ):
     """One Elkan assignment pass, in place: ``labels``, ``u`` (upper bound on the distance
     to the own centre) and ``lbs`` (lower bounds, one per centre, stored lazily).
@@ -374,53 +408,69 @@ def _assign_rows(
     out most rows for the price of one read.
 
     ``half_cc[a, j]`` is at most half the distance between centres ``a`` and ``j``;
-    ``s[a]`` the smallest of those over ``j != a``. A row's surviving centres are
-    measured together (in float32), then compared: measuring them one after the
-    other, each decision waiting on the last distance, is several times slower.
-    ``stats[b]`` gets, for row block ``b``: rows left alone, float32 distances,
-    float64 distances. The rows of block ``b`` that changed cluster go to
-    ``mv_row[b * ROW_BLOCK:][:mv_n[b]]`` in row order, their old labels to ``mv_old``.
+    ``s[a]`` the smallest of those over ``j != a``. A row whose bounds leave fewer than
+    ``dense_from`` centres (its own included) has those measured together (in float32,
+    :func:`_measure_rows`): measuring them one after the other, each decision waiting on
+    the last distance, is several times slower. A row that needs more is measured
+    against every centre at once from float32 dot products (:func:`_dots_rows`, four
+    rows and four centres at a time, so that each value loaded serves four products,
+    then :func:`_dense_rows`): the first pass and the early ones, where the bounds rule
+    out little, are mostly such rows. ``x_sq``: the rows' squared norms (float64,
+    negative until first needed), ``c_sq`` and ``c_norm`` the centres', ``gd`` and
+    ``rel`` the error terms of :func:`_dot_margins`. ``first``: the first pass, with no
+    bounds yet (every row needs every centre; the bounds are not read).
+    ``stats[b]`` gets, for row block ``b``: rows left alone, float32 distances (a dot
+    product counts as one), float64 distances. The rows of block ``b`` that changed
+    cluster go to ``mv_row[b * ROW_BLOCK:][:mv_n[b]]`` in row order, their old labels to
+    ``mv_old``.
+
+    The blocks are shared out among ``n_threads`` threads as they ask for them
+    (:func:`_run_blocks`); each block's results depend on that block alone.
     """
+    n_blocks = (X.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK
+    _run_blocks(_assign_blocks, n_blocks, n_threads,
+                (X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n, mv_row, mv_old,
+                 x_sq, c_sq, c_norm, gd, rel, dense_from, first))
+
+
+def _assign_blocks(claim, X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, stats, mv_n,
+                   mv_row, mv_old, x_sq, c_sq, c_norm, gd, rel, dense_from, first):
+    """The blocks of :func:`_assign_rows` that this thread claims: ``claim[0]`` is the next
+    block to take, ``claim[1]`` counts the blocks finished (both changed atomically)."""
     n = X.shape[0]
-    d = X.shape[1]
     k = C.shape[0]
     n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
-    # Scratch space, one row per block (allocated here, not once per block in the loop).
-    cand_ = np.empty((n_blocks, k), dtype=np.intp)
-    lo_ = np.empty((n_blocks, k))
-    hi_ = np.empty((n_blocks, k))
-    ex_ = np.empty((n_blocks, k))
-    bound_ = np.empty((n_blocks, k))
-    todo_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
-    old_ = np.empty((n_blocks, ROW_BLOCK), dtype=np.intp)
-    for b in numba_prange(n_blocks):
-        n_d32 = 0
-        n_d64 = 0
-        cand = cand_[b]
-        lo = lo_[b]
-        hi = hi_[b]
-        ex = ex_[b]
-        bound = bound_[b]
-        todo = todo_[b]
-        old_lab = old_[b]
+    # Scratch space for this thread's blocks, one after the other.
+    cand = np.empty(k, dtype=np.intp)
+    lo = np.empty(k)
+    hi = np.empty(k)
+    ex = np.empty(k)
+    bound = np.empty(k)
+    todo = np.empty(ROW_BLOCK, dtype=np.intp)
+    old_lab = np.empty(ROW_BLOCK, dtype=np.intp)
+    need = np.empty(ROW_BLOCK, dtype=np.intp)
+    dense = np.empty(ROW_BLOCK, dtype=np.intp)
+    dots = np.empty((ROW_BLOCK, k), dtype=np.float32)
+    while True:
+        b = _atomic_add(claim, 0, 1)
+        if b >= n_blocks:
+            break
+        lo_row = b * ROW_BLOCK
+        hi_row = min(n, lo_row + ROW_BLOCK)
         # First the rows whose bounds rule out every other centre: they need no distance.
-        n_todo, n_skip = _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, b * ROW_BLOCK,
-                                     min(n, (b + 1) * ROW_BLOCK), todo, old_lab)
-        # Then the others. They are scattered through X: each is fetched from memory a
-        # few rows ahead of its turn, or the pass waits on memory for every row.
-        for r in range(min(PREFETCH_ROWS, n_todo)):
-            for t in range(0, d, 16):
-                _prefetch(X, todo[r], t)
-        for r0 in range(n_todo):
-            if r0 + PREFETCH_ROWS < n_todo:
-                ip = todo[r0 + PREFETCH_ROWS]
-                for t in range(0, d, 16):
-                    _prefetch(X, ip, t)
-            i = todo[r0]
-            c32, c64 = _measure_row(X, C, i, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau,
-                                    cand, lo, hi, ex, bound)
-            n_d32 += c32
-            n_d64 += c64
+        if first:
+            n_todo = hi_row - lo_row
+            n_skip = 0
+            for r0 in range(n_todo):
+                todo[r0] = lo_row + r0
+                old_lab[r0] = labels[lo_row + r0]
+                need[r0] = k
+        else:
+            n_todo, n_skip = _queue_rows(labels, u, lbs, cum, L, cm, drift, half_cc, s, M, lo_row, hi_row,
+                                         todo, old_lab, need)
+        n_d32, n_d64 = _assign_queued(X, C, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau, todo, n_todo,
+                                      need, dense, dots, x_sq, c_sq, c_norm, gd, rel, dense_from,
+                                      cand, lo, hi, ex, bound)
         stats[b, 0] = n_skip
         stats[b, 1] = n_d32
         stats[b, 2] = n_d64
@@ -429,10 +479,36 @@ def _assign_rows(
         for r0 in range(n_todo):
             i = todo[r0]
             if labels[i] != old_lab[r0]:
-                mv_row[b * ROW_BLOCK + n_mv] = i
-                mv_old[b * ROW_BLOCK + n_mv] = old_lab[r0]
+                mv_row[lo_row + n_mv] = i
+                mv_old[lo_row + n_mv] = old_lab[r0]
                 n_mv += 1
         mv_n[b] = n_mv
+        _atomic_add(claim, 1, 1)
+
+
+def _assign_queued(X, C, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau, todo, n_todo, need, dense, dots,
+                   x_sq, c_sq, c_norm, gd, rel, dense_from, cand, lo, hi, ex, bound):
+    """The second part of :func:`_assign_rows` for one block's queued rows ``todo[:n_todo]``
+    (``need``: how many centres each one's bounds leave; ``dense``, ``dots``: scratch
+    space). Returns ``(float32 distances, float64 distances)`` computed."""
+    k = C.shape[0]
+    # The rows that need every centre go to ``dense``, the others to the front of ``need``
+    # (each entry is read before it is written over).
+    n_dense = 0
+    n_few = 0
+    for r0 in range(n_todo):
+        if need[r0] >= dense_from:
+            dense[n_dense] = todo[r0]
+            n_dense += 1
+        else:
+            need[n_few] = todo[r0]
+            n_few += 1
+    n_d32, n_d64 = _measure_rows(X, C, need, n_few, labels, u, lbs, cum, L, cm, half_cc, G, H, M, tau,
+                                 cand, lo, hi, ex, bound)
+    _dots_rows(X, dense, n_dense, C, dots, x_sq)
+    c32, c64 = _dense_rows(X, C, dense, n_dense, dots, labels, u, lbs, cum, L, cm, x_sq, c_sq, c_norm, gd, rel,
+                           tau, G, H, cand, lo, hi, ex)
+    return n_d32 + k * n_dense + c32, n_d64 + c64
 
 
 def _settle(X, i, C, cand, lo, hi, ex, q, H):
@@ -595,8 +671,9 @@ def _pick_donors(order, labels, counts, n_empty):
     return donors[:m]
 
 
-def _row_from_dots(X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex):
-    """Row ``i``'s nearest centre from a float32 matrix product ``dots = X C^T``, exactly.
+def _row_from_dots(X, i, C, dots, r, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex):
+    """Row ``i``'s nearest centre from its float32 dot products with the centres, ``dots[r]``
+    (a row of ``X C^T``), exactly.
 
     ``|fl(x.c) - x.c| <= gd |x| |c| / 2`` whatever the order of the sum, and the float64
     arithmetic around it adds at most ``rel (|x|^2 + |c|^2)``: so every centre gets an
@@ -613,12 +690,12 @@ def _row_from_dots(X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, 
     hb = np.inf
     check = 0.0
     for j in range(k):
-        v = xs + c_sq[j] - 2.0 * np.float64(dots[i, j])
+        v = xs + c_sq[j] - 2.0 * np.float64(dots[r, j])
         err = gd * xn * c_norm[j] + rel * (xs + c_sq[j]) + tau
         lo[j] = v - err
         hi[j] = v + err
         hb = hi[j] if hi[j] < hb else hb
-        check += hi[j]  # inf or nan if any upper end is
+        check += abs(hi[j])  # inf or nan if any upper end is (an overflowing product makes one -inf)
     # An overflow in the float32 product shows as inf or nan; beyond 1e37 it may be close.
     if not (xs < 1e37 and check < np.inf):
         for j in range(k):
@@ -636,6 +713,15 @@ def _row_from_dots(X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, 
     if n_cont == 1:
         ex[best] = -1.0
         return best, 0, 0
+    return _refine_from_dots(X, i, C, hb, G, H, tau, cand, lo, hi, ex)
+
+
+def _refine_from_dots(X, i, C, hb, G, H, tau, cand, lo, hi, ex):
+    """The rest of :func:`_row_from_dots` for a row with more than one contender (the
+    centres whose interval ``lo[j], hi[j]`` reaches below the smallest upper end ``hb``):
+    those measured again in float32, and settled in float64 if that is not enough.
+    Returns ``(nearest, float32 distances, float64 distances)``."""
+    k = C.shape[0]
     for j in range(k):
         cand[j] = j
         ex[j] = -1.0
@@ -678,10 +764,145 @@ def _assign_chunk_rows(X, C, dots, x_sq, c_sq, gd, rel, tau, G, H, labels, best_
     ex = np.empty(k)
     for i in range(n):
         a, m32, m64 = _row_from_dots(
-            X, i, C, dots, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex
+            X, i, C, dots, i, x_sq, c_sq, c_norm, gd, rel, tau, G, H, cand, lo, hi, ex
         )
         labels[i] = a
         best_sq[i] = ex[a] if ex[a] >= 0.0 else _d64(X, i, C, a)
+
+
+def _dense_rows(X, C, rows, m, dots, labels, u, lbs, cum, L, cm, x_sq, c_sq, c_norm, gd, rel, tau, G, H,
+                cand, lo, hi, ex):
+    """The rows ``rows[:m]`` of :func:`_assign_rows` measured against every centre: each
+    one's nearest centre from its dot products ``dots[r]`` (the intervals of
+    :func:`_row_from_dots`, exact), and all its bounds afresh from those intervals.
+    Returns ``(float32 distances, float64 distances)`` computed beyond the dot products.
+    (The body of :func:`_row_from_dots` is repeated here, not called: one call per row,
+    passing a dozen arrays, took more time than the decision itself.)"""
+    k = C.shape[0]
+    n32 = 0
+    n64 = 0
+    for r in range(m):
+        i = rows[r]
+        xs = x_sq[i]
+        xn = math.sqrt(xs)
+        hb = np.inf
+        check = 0.0
+        for j in range(k):
+            v = xs + c_sq[j] - 2.0 * np.float64(dots[r, j])
+            err = gd * xn * c_norm[j] + rel * (xs + c_sq[j]) + tau
+            lo[j] = v - err
+            h = v + err
+            hi[j] = h
+            hb = h if h < hb else hb
+            check += abs(h)  # inf or nan if any upper end is (an overflowing product makes one -inf)
+        # An overflow in the float32 product shows as inf or nan; beyond 1e37 it may be close.
+        if not (xs < 1e37 and check < np.inf):
+            for j in range(k):
+                lo[j] = 0.0
+                hi[j] = np.inf
+            hb = np.inf
+        # The contenders: centres whose interval reaches below the smallest upper end. A
+        # single contender is the nearest centre; else measure them again (rarely).
+        a = 0
+        n_cont = 0
+        for j in range(k):
+            c = lo[j] <= hb
+            a = j if c & (n_cont == 0) else a
+            n_cont += c
+        if n_cont > 1:
+            a, c32, c64 = _refine_from_dots(X, i, C, hb, G, H, tau, cand, lo, hi, ex)
+            n32 += c32
+            n64 += c64
+        labels[i] = a
+        u[i] = _sqrt_up(hi[a])
+        lmin = np.inf
+        for j in range(k):
+            b = _f32_down((_sqrt_dn(lo[j]) + cum[j]) * _DN)
+            lbs[i, j] = b
+            lbj = (np.float64(b) - cum[j]) * _DN
+            lmin = lbj if (lbj < lmin) & (j != a) else lmin
+        L[i] = (lmin + cm) * _DN
+    return n32, n64
+
+
+def _dots_rows(X, rows, m, C, dots, x_sq):
+    """``dots[r, j]``: the float32 dot product of row ``rows[r]`` of ``X`` with centre ``j``,
+    for ``r < m`` (compiled with reassociation: any order, which :func:`_dot_margins`'s
+    bound allows for); four rows at a time by :func:`_dot_tile`, the last ones alone.
+    ``x_sq[i]``, where still negative, gets row ``i``'s squared norm (float64, any order),
+    while the row is in cache."""
+    k, d = C.shape
+    r = 0
+    while r + 4 <= m:
+        _dot_tile(X, rows[r], rows[r + 1], rows[r + 2], rows[r + 3], C, dots, r)
+        r += 4
+    while r < m:
+        i = rows[r]
+        for j in range(k):
+            s = np.float32(0.0)
+            for t in range(d):
+                s += X[i, t] * C[j, t]
+            dots[r, j] = s
+        r += 1
+    for r in range(m):
+        i = rows[r]
+        if x_sq[i] < 0.0:
+            s = 0.0
+            for t in range(d):
+                v = np.float64(X[i, t])
+                s += v * v
+            x_sq[i] = s
+
+
+def _dot_tile(X, i0, i1, i2, i3, C, dots, r):
+    """``dots[r:r + 4]``: rows ``i0..i3`` of ``X`` against every centre, four centres at a
+    time: sixteen sums in registers, each feature of a row and of a centre loaded once for
+    four products (one product per load is what bounds a row-by-row loop)."""
+    k, d = C.shape
+    j = 0
+    while j + 4 <= k:
+        a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
+        a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = np.float32(0.0)
+        for t in range(d):
+            c0 = C[j, t]
+            c1 = C[j + 1, t]
+            c2 = C[j + 2, t]
+            c3 = C[j + 3, t]
+            x0 = X[i0, t]
+            x1 = X[i1, t]
+            x2 = X[i2, t]
+            x3 = X[i3, t]
+            a00 += x0 * c0
+            a01 += x0 * c1
+            a02 += x0 * c2
+            a03 += x0 * c3
+            a10 += x1 * c0
+            a11 += x1 * c1
+            a12 += x1 * c2
+            a13 += x1 * c3
+            a20 += x2 * c0
+            a21 += x2 * c1
+            a22 += x2 * c2
+            a23 += x2 * c3
+            a30 += x3 * c0
+            a31 += x3 * c1
+            a32 += x3 * c2
+            a33 += x3 * c3
+        dots[r, j], dots[r, j + 1], dots[r, j + 2], dots[r, j + 3] = a00, a01, a02, a03
+        dots[r + 1, j], dots[r + 1, j + 1], dots[r + 1, j + 2], dots[r + 1, j + 3] = a10, a11, a12, a13
+        dots[r + 2, j], dots[r + 2, j + 1], dots[r + 2, j + 2], dots[r + 2, j + 3] = a20, a21, a22, a23
+        dots[r + 3, j], dots[r + 3, j + 1], dots[r + 3, j + 2], dots[r + 3, j + 3] = a30, a31, a32, a33
+        j += 4
+    while j < k:
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        for t in range(d):
+            c = C[j, t]
+            s0 += X[i0, t] * c
+            s1 += X[i1, t] * c
+            s2 += X[i2, t] * c
+            s3 += X[i3, t] * c
+        dots[r, j], dots[r + 1, j], dots[r + 2, j], dots[r + 3, j] = s0, s1, s2, s3
+        j += 1
 
 
 def _row_sq_norms64(X, out):
@@ -748,8 +969,44 @@ def _pp_first(X, c0, closest):
         closest[i] = _d32(X, i, X, c0)
 
 
+def _d32v(X, i, C, j):  # replaced by a compiled vector version (see _make_d32_vector)
+    return _d32(X, i, C, j)
+
+
 def numba_prange(n):  # replaced by numba.prange when the kernels are compiled
     return range(n)
+
+
+def _atomic_add(a, i, v):  # replaced by a compiled atomic fetch-and-add (see _make_atomic_add)
+    old = a[i]
+    a[i] += v
+    return old
+
+
+def _make_atomic_add():
+    """A numba intrinsic: ``_atomic_add(a, i, v)`` adds ``v`` to ``a[i]`` (an int64 array) in one
+    atomic step (LLVM's ``atomicrmw add``, sequentially consistent) and returns the value before."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.core.errors import TypingError
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def atomic_add(typingctx, arr, i, v):
+        if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+            raise TypingError("_atomic_add takes a 1-d int64 array")
+        sig = types.int64(arr, types.intp, types.int64)
+
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+            return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+        return sig, codegen
+
+    return atomic_add
+
 
 
 def _prefetch(a, i, j):  # replaced by a compiled memory prefetch of a[i, j] (see _make_prefetch)
@@ -782,6 +1039,77 @@ def _make_prefetch():
         return sig, codegen
 
     return prefetch
+
+
+def _make_d32_vector():
+    """A float32 squared distance as a numba intrinsic, for the assignment pass: four
+    16-lane float32 sums over the features (then one, then the tail), combined as a tree;
+    any order would do for :func:`_approx`'s bound, and this one is fixed. Unlike a call
+    to :func:`_d32` (compiled apart, with reassociation), its code is written out where it
+    is used, so that a row's distances cost no function calls. :func:`_d32` itself is kept
+    for k-means++, whose draws depend on its bits."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.core.errors import TypingError
+    from numba.extending import intrinsic
+
+    W = 8
+
+    @intrinsic
+    def d32(typingctx, X, i, C, j):
+        for a in (X, C):
+            if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+                    and a.dtype == types.float32):
+                raise TypingError("_d32v takes C-contiguous 2-d float32 arrays")
+        sig = types.float64(X, types.intp, C, types.intp)
+
+        def codegen(context, builder, signature, args):
+            xty, _, cty, _ = signature.args
+            xa = context.make_array(xty)(context, builder, args[0])
+            ca = context.make_array(cty)(context, builder, args[2])
+            intp = context.get_value_type(types.intp)
+            zero = ir.Constant(intp, 0)
+            xp = cgutils.get_item_pointer(context, builder, xty, xa, [args[1], zero])
+            cp = cgutils.get_item_pointer(context, builder, cty, ca, [args[3], zero])
+            d = cgutils.unpack_tuple(builder, xa.shape)[1]
+            f32 = ir.FloatType()
+            vty = ir.VectorType(f32, W)
+            i32 = ir.IntType(32)
+
+            def load(p, t):
+                return builder.load(builder.bitcast(builder.gep(p, [t]), vty.as_pointer()), align=4)
+
+            def sq(t):
+                e = builder.fsub(load(xp, t), load(cp, t))
+                return builder.fmul(e, e)
+
+            accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * W)) for _ in range(4)]
+            d64 = builder.and_(d, ir.Constant(intp, -4 * W))
+            with cgutils.for_range_slice(builder, zero, d64, ir.Constant(intp, 4 * W), intp) as (t, _):
+                for m in range(4):
+                    tm = builder.add(t, ir.Constant(intp, m * W))
+                    builder.store(builder.fadd(builder.load(accs[m]), sq(tm)), accs[m])
+            d16 = builder.and_(d, ir.Constant(intp, -W))
+            with cgutils.for_range_slice(builder, d64, d16, ir.Constant(intp, W), intp) as (t, _):
+                builder.store(builder.fadd(builder.load(accs[0]), sq(t)), accs[0])
+            v = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])),
+                             builder.fadd(builder.load(accs[2]), builder.load(accs[3])))
+            n = W
+            while n > 1:  # the lanes, as a tree
+                h = n // 2
+                lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
+                hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, n))))
+                v = builder.fadd(lo, hi)
+                n = h
+            acc1 = cgutils.alloca_once_value(builder, builder.extract_element(v, ir.Constant(i32, 0)))
+            with cgutils.for_range_slice(builder, d16, d, ir.Constant(intp, 1), intp) as (t, _):
+                e = builder.fsub(builder.load(builder.gep(xp, [t])), builder.load(builder.gep(cp, [t])))
+                builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
+            return builder.fpext(builder.load(acc1), ir.DoubleType())
+
+        return sig, codegen
+
+    return d32
 
 
 def _make_d64_vector():
@@ -842,12 +1170,12 @@ def _make_d64_vector():
     return d64
 
 
-_PARALLEL = ("_assign_rows", "_own_sq_dist", "_pp_update", "_pp_update_w", "_pp_first", "_all_sq_dist")
+_PARALLEL = ("_own_sq_dist", "_pp_update", "_pp_update_w", "_pp_first", "_all_sq_dist")
 _SERIAL = ("_sq_distance", "_interval", "_approx", "_exact", "_settle", "_f32_down", "_sqrt_up", "_sqrt_dn",
-           "_queue_rows", "_measure_row",
+           "_queue_rows", "_measure_rows", "_assign_queued", "_dense_rows", "_refine_from_dots", "_assign_blocks",
            "_centre_geometry", "_collect_moved", "_pick_donors", "_row_from_dots", "_assign_chunk_rows",
            "_fresh_sums", "_move_rows", "_fresh_sums_w", "_move_rows_w")
-_FAST = ("_d32", "_d32_batch", "_row_sq_norms64")
+_FAST = ("_d32", "_row_sq_norms64", "_dots_rows", "_dot_tile")
 
 _build_lock = threading.Lock()
 _compiled = False
@@ -886,6 +1214,8 @@ def _kernels():
         g["numba_prange"] = numba.prange
         g["_prefetch"] = _make_prefetch()
         g["_d64"] = _make_d64_vector()
+        g["_d32v"] = _make_d32_vector()
+        g["_atomic_add"] = _make_atomic_add()
         cache = _disk_cache(numba)
         for name in _FAST:
             g[name] = numba.njit(cache=cache, nogil=True, fastmath={"reassoc", "contract"})(g[name])
@@ -929,6 +1259,82 @@ def _threads():
             yield n
         finally:
             numba.set_num_threads(previous)
+
+
+class _Task:
+    """One call of a block kernel, shared with the helper threads: ``fn(claim, *args)``."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+        self.claim = np.zeros(2, dtype=np.int64)  # [next block to take, blocks finished]
+        self.cond = threading.Condition()
+        self.error = None
+
+    def run(self):
+        try:
+            self.fn(self.claim, *self.args)
+        except BaseException as e:  # the caller raises it
+            self.error = e
+        finally:
+            with self.cond:
+                self.cond.notify_all()
+
+
+class _Helpers:
+    """Helper threads for :func:`_run_blocks`, started on first use, each with its own queue
+    of tasks; daemon threads, replaced by fresh ones in a forked child."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.queues = []
+
+    def _work(self, q):
+        while True:
+            task = q.get()
+            if task is None:
+                return
+            task.run()
+
+    def give(self, task, n: int) -> None:
+        """Offers ``task`` to ``n`` helper threads."""
+        import queue
+
+        with self.lock:
+            while len(self.queues) < n:
+                q = queue.SimpleQueue()
+                threading.Thread(target=self._work, args=(q,), name="aeclust-lloyd", daemon=True).start()
+                self.queues.append(q)
+        for q in self.queues[:n]:
+            q.put(task)
+
+
+_helpers = _Helpers()
+if hasattr(__import__("os"), "register_at_fork"):
+    __import__("os").register_at_fork(after_in_child=lambda: globals().__setitem__("_helpers", _Helpers()))
+
+
+def _run_blocks(fn, n_blocks: int, n_threads: int, args: tuple) -> None:
+    """``fn(claim, *args)`` on this thread and on ``n_threads - 1`` helpers: each call takes
+    blocks one at a time from ``claim[0]`` until none is left, and counts each block it
+    finishes in ``claim[1]`` (:func:`_atomic_add`). ``fn`` releases the GIL.
+
+    A thread asks for the next block when it is done with the last, so a thread that the
+    operating system holds back (a machine busy with other work) takes fewer blocks
+    instead of holding up the pass; the calling thread waits only for blocks that have
+    been taken, never for a helper that has not started. (numba's ``prange`` over the
+    OpenMP layer gives each thread a fixed half and waits for both: on two cores shared
+    with other processes, passes of 1 ms took 10 ms.) Which thread takes a block changes
+    no result: each block's results depend on that block alone.
+    """
+    task = _Task(fn, args)
+    if n_threads > 1 and n_blocks > 1:
+        _helpers.give(task, n_threads - 1)
+    task.run()
+    with task.cond:
+        while task.claim[1] < n_blocks and task.error is None:
+            task.cond.wait()
+    if task.error is not None:
+        raise task.error
 
 
 # ----------------------------------------------------------------------------------------
@@ -1090,7 +1496,7 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
             stats.append({"n": n, "k": k, "rows_skipped": int(tot[0]), "d32": int(tot[1]),
                           "d64": int(tot[2])})
 
-    with _threads():
+    with _threads() as n_threads:
         labels = np.zeros(n, dtype=np.intp)  # assigned in place, pass after pass
         u = np.full(n, np.inf)
         lbs = np.zeros((n, k), dtype=np.float32)
@@ -1100,14 +1506,23 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
         mv_n = np.zeros(n_blocks, dtype=np.intp)
         mv_row = np.empty(n, dtype=np.intp)
         mv_old = np.empty(n, dtype=np.intp)
-        # The first assignment: the same pass with no bounds yet (u infinite, every lower
-        # bound 0), which measures every centre. (A BLAS product is no faster here at k = 10,
-        # and OpenBLAS's threads keep spinning for a while after it, taking a core from
-        # numba's threads for the passes that follow.)
-        nothing = np.zeros(k)
-        _assign_rows(X, C, labels, u, lbs, cum, L, cm, nothing, np.zeros((k, k)), np.full(k, -1.0),
-                     G, H, M, tau, block_stats, mv_n, mv_row, mv_old)
-        record()
+        x_sq = np.full(n, -1.0)  # the rows' squared norms, computed where first needed
+        gd, rel, _ = _dot_margins(d)
+        dense_from = _dense_from(d, k)
+
+        def assign(C, drift, half_cc, s, first=False):
+            c_sq = np.empty(k)
+            _row_sq_norms64(C, c_sq)
+            c_norm = np.sqrt(c_sq) * (1.0 + 4 * _U64)
+            _assign_rows(X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, block_stats,
+                         mv_n, mv_row, mv_old, x_sq, c_sq, c_norm, gd, rel, dense_from, first, n_threads)
+            record()
+
+        # The first assignment: the same pass with no bounds yet, which measures every
+        # centre, from dot products (numba's own, not BLAS: OpenBLAS's threads keep spinning
+        # for a while after a product, taking a core from numba's threads for the passes
+        # that follow).
+        assign(C, np.zeros(k), np.zeros((k, k)), np.full(k, -1.0), first=True)
         if weights is None:
             acc = _ClusterSums(X, labels, k)
         else:
@@ -1124,9 +1539,7 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, callback=None, *, s
             cum = (cum + drift) * _UP
             cm = (cm + float(drift.max())) * _UP
             C = new_c
-            _assign_rows(X, C, labels, u, lbs, cum, L, cm, drift, half_cc, s, G, H, M, tau, block_stats,
-                         mv_n, mv_row, mv_old)
-            record()
+            assign(C, drift, half_cc, s)
             if callback is not None:
                 callback(it, labels.copy(), C.copy())
             moved, old, new = _collect_moved(mv_n, mv_row, mv_old, labels, acc.counts)
@@ -1205,12 +1618,17 @@ def _product(X, C):
     _row_sq_norms64(C, c_sq)
     with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are measured again
         dots = np.ascontiguousarray(X @ C.T, dtype=np.float32)
+    return (dots, x_sq, c_sq) + _dot_margins(d)
+
+
+def _dot_margins(d):
+    """The error terms of :func:`_row_from_dots` for ``d`` features: ``(gd, rel, tau)``."""
     # |fl(x.c) - x.c| <= gamma_d sum |x_t c_t| <= gamma_d |x| |c| in any order, with or without
     # FMA; doubled (the product enters twice), 2 % to spare for the float64 sqrt and products.
     gd = 2.0 * 1.02 * (d * _U32) / (1.0 - d * _U32) if d * _U32 < 0.5 else np.inf
     # The norms (float64 sums) and the two float64 additions; and the float64 distance's own error.
     rel = 8.0 * (d + 4) * _U64 + 32 * _U64
-    return dots, x_sq, c_sq, gd, rel, d * _TAU_UNIT
+    return gd, rel, d * _TAU_UNIT
 
 
 def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator, weights=None) -> np.ndarray:
