@@ -90,7 +90,8 @@ def assert_same_as(run_dir: Path, ref: Path) -> None:
     # The whole of results.json, less the fields that record time and versions.
     got, want = (without_volatile(json.loads((d / "results.json").read_text())) for d in (run_dir, ref))
     assert got == want
-    for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy"):
+    for rel in ("pixels/labels.npy", "codes/labels.npy", "codes/codes.npy", "codes-train/labels.npy",
+                "codes-train/codes.npy"):
         assert np.array_equal(np.load(run_dir / rel), np.load(ref / rel)), rel
     a, b = _weights(run_dir / "autoencoder" / "model.pt"), _weights(ref / "autoencoder" / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -200,7 +201,8 @@ def test_term_while_writing_results_json(fake_cifar, reference, tmp_path, monkey
     out = tmp_path / "run"
     _interrupt(monkeypatch, capsys, out, "rename-results.json", "TERM")
     assert (out / "report.html").is_file()
-    assert sorted(p.name for p in (out / "stages").iterdir()) == ["autoencoder.json", "codes.json", "pixels.json"]
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["autoencoder.json", "codes-train.json", "codes.json",
+                                                                  "pixels.json"]
     assert _run(out, "--resume") == 0
     assert_same_as(out, reference)
 

@@ -26,7 +26,7 @@ def test_every_entry_is_named_as_its_key_and_the_defaults_are_entries():
 def test_the_study_s_sets_keep_one_random_start_and_the_others_get_the_best_of_10_kmeans_plus_plus():
     from aeclust.features import feature_set
 
-    study = {"pixels", "pixels-rgb", "pca", "codes", "codes-rgb"}
+    study = {"pixels", "pixels-rgb", "pca", "codes", "codes-train", "codes-rgb"}
     assert {n for n, f in FEATURE_SETS.items() if f.kmeans == ("random", 1)} == study
     assert {f.kmeans for n, f in FEATURE_SETS.items() if n not in study} == {("k-means++", 10)}
     assert feature_set("timm:resnet18").kmeans == ("k-means++", 10)

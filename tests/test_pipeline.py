@@ -49,19 +49,23 @@ def test_run_writes_every_artefact(small_run):
                 "figures/confusion_pixels.png", "figures/confusion_codes.png",
                 "pixels/silhouette.npy", "pixels/map.npy", "codes/silhouette.npy", "codes/map.npy",
                 "figures/silhouette_pixels.png", "figures/silhouette_codes.png",
-                "figures/map_pixels.png", "figures/map_codes.png"]:
+                "figures/map_pixels.png", "figures/map_codes.png",
+                "codes-train/labels.npy", "codes-train/codes.npy", "codes-train/silhouette.npy",
+                "figures/clusters_codes-train.png", "figures/confusion_codes-train.png",
+                "figures/silhouette_codes-train.png", "figures/map_codes-train.png"]:
         assert (small_run / rel).is_file(), rel
     assert np.load(small_run / "codes" / "codes.npy").shape == (300, 192)
+    assert np.load(small_run / "codes-train" / "codes.npy").shape == (600, 192)
     leftovers = [p for p in small_run.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
 
 def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
     r = json.loads((small_run / "results.json").read_text())
-    assert set(r["feature_sets"]) == {"pixels", "codes"}
-    for fs in r["feature_sets"].values():
+    assert list(r["feature_sets"]) == ["pixels", "codes", "codes-train"]
+    for name, fs in r["feature_sets"].items():
         assert -1 <= fs["metrics"]["silhouette"] <= 1 and fs["metrics"]["dunn"] > 0
-        assert fs["metrics"]["n_samples"] == 300
+        assert fs["metrics"]["n_samples"] == fs["n_samples"] == (600 if name == "codes-train" else 300)
     assert r["feature_sets"]["codes"]["n_features"] == 192
     assert r["config"]["autoencoder"]["epochs"] == 2 and r["config"]["autoencoder"]["batch_size"] == 32
     assert len(r["autoencoders"]["autoencoder"]["history"]) == 2
@@ -78,6 +82,27 @@ def test_results_hold_both_feature_sets_configs_timings_versions(small_run):
         assert set(fs["external"]) == {"acc", "nmi", "ari", "purity"}
         assert 0.1 <= fs["external"]["acc"] <= 1
     assert "torch" in r["versions"]
+
+
+def test_both_readings_of_part_2_come_from_one_model_with_the_study_beside_its_own(small_run, cifar_dir):
+    from aeclust.autoencoder import encode, load_checkpoint
+    from aeclust.datasets import load_cifar10
+    from aeclust.external import external_scores
+
+    r = json.loads((small_run / "results.json").read_text())
+    test, train = r["feature_sets"]["codes"], r["feature_sets"]["codes-train"]
+    assert (test["split"], train["split"]) == ("test", "train")
+    assert test["description"].endswith("300 test images")
+    assert train["description"].endswith("600 training images (the study's reading)")
+    # The study's part-2 numbers stand beside the training-set reading, part 1's beside the pixels.
+    assert train["study"] == {"silhouette": 0.1040, "dunn": 0.02} and test["study"] is None
+    assert r["feature_sets"]["pixels"]["study"] == {"silhouette": 0.054, "dunn": 0.0899}
+    model = load_checkpoint(small_run / "autoencoder" / "model.pt").model
+    images = load_cifar10(cifar_dir, split="train", progress=False).head(600)
+    np.testing.assert_array_equal(np.load(small_run / "codes-train" / "codes.npy"), encode(model, images.images))
+    # Scored against the training images' classes.
+    assert train["external"] == external_scores(images.labels, np.load(small_run / "codes-train" / "labels.npy"))
+    assert len(r["autoencoders"]) == 1  # one model, two readings
 
 
 def test_the_map_is_drawn_only_when_asked_for(cifar_dir, tmp_path):
@@ -108,7 +133,7 @@ def test_report_embeds_every_figure_and_shows_the_numbers_of_results_json(small_
     page = (small_run / "report.html").read_text()
     parser = _Page()
     parser.feed(page)
-    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 11
+    assert len(parser.images) == len(list((small_run / "figures").glob("*.png"))) == 15
     assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     r = json.loads((small_run / "results.json").read_text())
     for name, fs in r["feature_sets"].items():

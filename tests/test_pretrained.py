@@ -383,7 +383,13 @@ def test_run_end_to_end_with_a_local_weights_file(timm, tmp_path, capsys):
     other = _checkpoint(tmp_path / "other.pt", seed=3)
     capsys.readouterr()
     assert main([*argv[:5], "--weights", other, *argv[7:], "--resume"]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a finished 'aeclust run' of another configuration (weights " in err
+    assert "tiny.pt there, " in err and "other.pt here)" in err
+    # Unfinished, the stage records judge the weights: the finished stage of the old ones refuses them.
+    (out / "results.json").unlink()
+    assert main([*argv[:5], "--weights", other, *argv[7:], "--resume"]) == 2
+    assert "different configuration (stage 'timm:tiny')" in capsys.readouterr().err
 
 
 def test_run_offline_without_weights_is_one_line_and_exit_2(timm, tmp_path, capsys, monkeypatch):

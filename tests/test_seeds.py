@@ -167,3 +167,24 @@ def test_a_collapsed_seed_is_left_out_of_the_means_and_counted():
     assert summary["codes"]["silhouette"]["n"] == 2
     assert summary["codes"]["n_seeds"] == 3 and summary["codes"]["n_not_meaningful"] == 1
     assert rows[1]["collapsed"]["autoencoder"]["collapsed"] is True
+
+
+def test_both_readings_of_part_2_are_aggregated_with_the_study_beside_its_own(fake_cifar, tmp_path):
+    results = run_seeds(out=str(tmp_path / "run"), seeds=[0, 1], jobs=1, epochs=1, device="cpu", progress=False)
+    assert list(results["summary"]) == ["pixels", "codes", "codes-train"]
+    for row in results["per_seed"]:
+        seed_results = json.loads((tmp_path / "run" / f"seed-{row['seed']}" / "results.json").read_text())
+        for name in ("codes", "codes-train"):
+            assert row["feature_sets"][name]["silhouette"] == seed_results["feature_sets"][name]["metrics"]["silhouette"]
+        assert seed_results["feature_sets"]["codes-train"]["n_samples"] == 200  # the fake set's training images
+    # Each reading summarised on its own, over its seeds whose autoencoder did not collapse.
+    for name in ("codes", "codes-train"):
+        kept = [r["feature_sets"][name]["silhouette"] for r in results["per_seed"] if r["feature_sets"][name]["meaningful"]]
+        summary = results["summary"][name]
+        assert summary["n_seeds"] == 2 and summary["n_not_meaningful"] == 2 - len(kept)
+        if kept:
+            assert summary["silhouette"]["n"] == len(kept)
+            assert summary["silhouette"]["mean"] == pytest.approx(statistics.fmean(kept))
+    # The study's part-2 numbers mark the training-set reading, not the test-set one.
+    assert results["study"] == {"pixels": {"silhouette": 0.054, "dunn": 0.0899},
+                                "codes-train": {"silhouette": 0.1040, "dunn": 0.02}}

@@ -6,8 +6,9 @@ The public API::
     from aeclust import silhouette_score, dunn_index, cluster_quality
     from aeclust import ConvAutoencoder, run
 
-Names that need PyTorch (``ConvAutoencoder``, ``run``) are imported on first use,
-so ``import aeclust`` stays fast: torch, a dependency, loads only when one of them is used.
+Names that need PyTorch (``ConvAutoencoder``, ``run``) or scikit-learn (``KMeans``, a scikit-learn
+estimator) are imported on first use, so ``import aeclust`` stays fast: torch and scikit-learn,
+dependencies, load only when one of them is used.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .datasets import load_cifar10
-from .kmeans import KMeans
 from .metrics import cluster_quality, dunn_index, silhouette_score
 from .preprocess import preprocess, to_grayscale
 
 _LAZY = {
+    "KMeans": ".kmeans",
     "ConvAutoencoder": ".autoencoder",
     "AutoencoderConfig": ".autoencoder",
     "run": ".pipeline",
@@ -32,7 +33,6 @@ __all__ = [
     "load_cifar10",
     "to_grayscale",
     "preprocess",
-    "KMeans",
     "silhouette_score",
     "dunn_index",
     "cluster_quality",

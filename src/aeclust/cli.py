@@ -19,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from ._validation import SEED_MAX
 from .errors import AeclustError, InvalidInputError
-from .features import ALL_FEATURE_SETS, FEATURE_SETS, STUDY_START, feature_set_names
+from .features import ALL_FEATURE_SETS, DEFAULT_FEATURE_SETS, FEATURE_SETS, STUDY_START, feature_set_names
 from .pipeline import CLUSTER_FEATURE_SETS
 
 EXIT_BAD_INPUT = 2
@@ -296,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole study: pixels and autoencoder codes, clustered and judged, with an HTML report",
         description="The study end to end, into one run directory: k-means on the grayscale pixels "
                     "of the CIFAR-10 test set; a convolutional autoencoder trained on the 50,000 "
-                    "training images; k-means on the test set's 8x8x3 codes; silhouette and Dunn "
-                    "for both; results.json, figures/*.png and a self-contained report.html. "
+                    "training images; k-means on the 8x8x3 codes of the test images and of the training "
+                    "images (the study's reading); silhouette and Dunn for each; results.json, figures/*.png "
+                    "and a self-contained report.html. "
                     "Interrupted runs continue with --resume.",
     )
     p.add_argument("--out", metavar="DIR", default="runs/study", help="run directory (default: runs/study)")
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cifar10 (default: train on the 50,000 training images, cluster the 10,000 test "
                         "images), digits (scikit-learn's 8x8 digits, offline), a folder of images (class "
                         "sub-folders give labels) or a .npy/.npz file")
-    p.add_argument("--feature-sets", default="pixels,codes", metavar="LIST",
+    p.add_argument("--feature-sets", default=",".join(DEFAULT_FEATURE_SETS), metavar="LIST",
                    help=f"comma-separated feature sets to compare: {', '.join(FEATURE_SETS)}, or 'all' "
                         f"({', '.join(ALL_FEATURE_SETS)}); simclr is the strongest learned one here (13 "
                         f"to 14 minutes of training on 2 CPU cores, see docs/features.md); also frozen pretrained "
@@ -314,7 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"k-means starts from random data points, once, on the study's sets ("
                         f"{', '.join(n for n, f in FEATURE_SETS.items() if f.kmeans == STUDY_START)}) and takes "
                         f"the best of 10 k-means++ starts on the others "
-                        f"(default: pixels,codes — the study)")
+                        f"(default: {','.join(DEFAULT_FEATURE_SETS)} — the study: the test images' pixels, "
+                        f"and the autoencoder's codes of the test images, comparable with the pixels, and of the "
+                        f"50,000 training images, which the study clustered; 'pixels,codes' leaves the "
+                        f"training images out)")
     p.add_argument("--map", action="store_true",
                    help="add a 2-D t-SNE map of each feature set to the report (2,000 points, about 5 s a "
                         "feature set on 2 cores)")

@@ -34,14 +34,14 @@ from ._io import remove_stale_temp_files, save_array, write_json
 from .errors import AeclustError, InvalidInputError
 from .features import (DEFAULT_FEATURE_SETS, FEATURE_SETS, STUDY_START, FeatureInputs, check_feature_sets,
                        feature_set)
-from .kmeans import KMeans
 from .metrics import cluster_quality
 from .rundir import Claim, claimed, locked
 
-#: The numbers the study reports for k = 10 on the CIFAR-10 test set.
+#: The numbers the study reports for k = 10, by the feature set they belong to: part 1 on the pixels of
+#: the CIFAR-10 test set, part 2 on the codes of the training set ("representations of the training set").
 STUDY = {
     "pixels": {"silhouette": 0.054, "dunn": 0.0899},
-    "codes": {"silhouette": 0.1040, "dunn": 0.02},
+    "codes-train": {"silhouette": 0.1040, "dunn": 0.02},
 }
 
 
@@ -85,6 +85,8 @@ def cluster_and_judge(X: np.ndarray, *, k: int, seed: int | None, init: str = "r
     rows that k-means puts into a single cluster (all rows equal: the code of a
     fully collapsed autoencoder) give metrics of None instead of an error.
     """
+    from .kmeans import KMeans  # scikit-learn loads here, not with the command line
+
     timings = timings if timings is not None else Timings()
     samples = None
     if scheduler is not None:
@@ -150,6 +152,7 @@ def cluster_on_scheduler(X, n_clusters: int, seed, scheduler: str, chunk_rows: i
     client is closed on return).
     """
     from . import distributed as dd  # Dask is imported only when a scheduler is asked for
+    from .kmeans import KMeans
 
     if metrics not in ("exact", "sampled"):
         raise InvalidInputError(f"metrics must be 'exact' or 'sampled', got {metrics!r}")
@@ -393,11 +396,18 @@ def _load(config: RunConfig):
     return data, train.head(config.train_limit)
 
 
-def _check_feature_sets(config: RunConfig, data) -> tuple[str, ...]:
+def _check_feature_sets(config: RunConfig, data, train) -> tuple[str, ...]:
     check_k(config.k, len(data))
     names = check_feature_sets(config.feature_sets, rgb_images=data.is_rgb or data.images is None,
                                ae_color=config.color, weights=config.weights)
-    return names if data.images is not None else ("features",)  # a ready-made matrix is clustered as it is
+    if data.images is None:
+        return ("features",)  # a ready-made matrix is clustered as it is
+    if data.split != "test" and "codes" in names:
+        # A source that is one set learns from the images it clusters: codes-train would repeat codes.
+        names = tuple(n for n in names if n != "codes-train")
+    if "codes-train" in names:
+        check_k(config.k, len(train))
+    return names
 
 
 def _check_options(config: RunConfig) -> None:
@@ -415,7 +425,8 @@ def run_claim(config: RunConfig) -> Claim:
     folders = [*config.feature_sets, "features", "autoencoder", "autoencoder-gray", "autoencoder-rgb"]
     return Claim("run", config.recorded(), "results.json",
                  ("results.json", "stages", "report.html", "figures", *dict.fromkeys(folders)), resumable=True,
-                 ignore=("map",))  # the report's t-SNE map may be added or left out when resuming
+                 ignore=("map",),  # the report's t-SNE map may be added or left out when resuming
+                 judged_on_resume=("weights",))  # each pretrained stage records the weights it used
 
 
 def _start(config: RunConfig, run_dir: Path) -> None:
@@ -430,7 +441,7 @@ def _start(config: RunConfig, run_dir: Path) -> None:
 
 def _codes_color(name: str, config: RunConfig) -> str | None:
     """The autoencoder input colour behind a codes feature set; None for the others."""
-    if name == "codes":
+    if name in ("codes", "codes-train"):
         return config.color
     return "rgb" if name == "codes-rgb" else None
 
@@ -493,11 +504,23 @@ class _Run:
             return self.data.features, "the given feature matrix"
         if feature_set(name).learned and _codes_color(name, config) is None:
             self.say(f"learning {name} features from {len(self.train)} images")
-        inputs = FeatureInputs(images=self.data.images, train_images=self.train.images, k=config.k,
+        clustered = self.clustered(name)
+        inputs = FeatureInputs(images=clustered.images, train_images=self.train.images, k=config.k,
                                seed=config.seed, autoencoder=self.autoencoder, ae_color=config.color,
                                out_dir=self.run_dir / name / "model", device=config.device,
                                progress=config.progress, weights=config.weights)
-        return feature_set(name).build(inputs)
+        X, description = feature_set(name).build(inputs)
+        if _codes_color(name, config) and self.data.split == "test":  # say which images: the two readings
+            which = "training images (the study's reading)" if clustered is self.train else "test images"
+            description += f", {len(clustered):,} {which}"
+        return X, description
+
+    def clustered(self, name: str):
+        """The :class:`~aeclust.datasets.ImageSet` that feature set ``name`` clusters: the training images for
+        a set of split "train" (``codes-train``), else the run's images."""
+        if name != "features" and feature_set(name).split == "train":
+            return self.train
+        return self.data
 
     def feature_set(self, name: str, counter: str) -> dict:
         """One feature set: build it, cluster it, judge it; or its finished record when resuming."""
@@ -540,12 +563,14 @@ class _Run:
                 from .report import save_feature_map
 
                 save_feature_map(run_dir / name, X)
-        if self.data.labels is not None:
+        clustered = self.clustered(name)
+        if clustered.labels is not None:
             from .external import external_scores
 
-            out["external"] = external_scores(self.data.labels, labels)
-        study = STUDY.get(name) if self.data.name == "cifar10-test" and name in ("pixels", "codes") else None
-        result = {"description": description, "n_features": int(X.shape[1]), **out, "study": study,
+            out["external"] = external_scores(clustered.labels, labels)
+        study = STUDY.get(name) if self.data.name == "cifar10-test" else None
+        result = {"description": description, "split": "train" if clustered is self.train else "test",
+                  "n_samples": len(clustered), "n_features": int(X.shape[1]), **out, "study": study,
                   "timings": dict(t), "meaningful": not collapsed,
                   "warnings": _feature_warnings(name, X, config, collapse)}
         for warning in result["warnings"]:
@@ -594,7 +619,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         say = print if config.progress else _silent
         with timings("load"):
             data, train = _load(config)
-        names = _check_feature_sets(config, data)
+        names = _check_feature_sets(config, data, train)
         work = _Run(config, run_dir, data, train, timings, say)
         feature_sets = {}
         for i, name in enumerate(names, 1):
@@ -605,7 +630,7 @@ def run(config: RunConfig | None = None, **overrides) -> dict:
         say("writing the report")
         with timings("report"):
             build_run_report(run_dir, results, models=work.models, images=data.images, labels=data.labels,
-                             main_color=config.color)
+                             main_color=config.color, train=train)
         results["timings"] = {**timings, "total": round(time.perf_counter() - started, 4)}
         write_json(run_dir / "results.json", results)
     return results
@@ -687,8 +712,8 @@ def rebuild_report(run_dir, *, data_dir=None, download: bool = True, progress: b
                               "feature_sets": tuple(recorded.get("feature_sets", DEFAULT_FEATURE_SETS)),
                               "out": str(run_dir), "data_dir": data_dir, "download": download,
                               "progress": progress})
-        data, _ = _load(config)
+        data, train = _load(config)
         models = {t["config"]["color"]: load_checkpoint(run_dir / t["folder"] / "model.pt").model
                   for t in results.get("autoencoders", {}).values()}
         return build_run_report(run_dir, results, models=models, images=data.images, labels=data.labels,
-                                main_color=config.color)
+                                main_color=config.color, train=train)

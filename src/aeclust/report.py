@@ -611,7 +611,8 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
                  "Dunn: smallest distance between two points of different clusters / largest distance "
                  "between two points of the same cluster, exact. k = "
                  f"{_fmt(results.get('config', {}).get('k'))}, the same k-means for every feature set. "
-                 "The study's numbers are those it reports for the CIFAR-10 test set.</p>")
+                 "The study's numbers stand beside the reading they belong to: part 1 on the pixels of the "
+                 "CIFAR-10 test set, part 2 on the codes of the training set.</p>")
     collapse = _collapse_html(results)
     if collapse:
         parts.append("<h2>Autoencoder code</h2>")
@@ -638,7 +639,7 @@ def render_html(results: dict, sections: list[tuple[str, list[tuple[str, Path, s
         note = ("Accuracy: the best one-to-one matching of clusters to classes (Hungarian method). "
                 "NMI and ARI as in scikit-learn. Purity: the share of samples in their cluster's majority class.")
         if results.get("config", {}).get("dataset") in ("cifar10", "cifar-10"):
-            note += (f" Literature rows: {LITERATURE_DATASET}; this run clusters the 10,000 test images, "
+            note += (f" Literature rows: {LITERATURE_DATASET}; each row here clusters the images its name says, "
                      "so the comparison is indicative.")
         parts.append(f"<p class='note'>{html.escape(note)}</p>")
 
@@ -688,7 +689,8 @@ def _feature_map(folder: Path, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.ndarray | None,
-                     labels: np.ndarray | None, main_color: str = "gray", n_examples: int = 10) -> Path:
+                     labels: np.ndarray | None, main_color: str = "gray", n_examples: int = 10,
+                     train=None) -> Path:
     """All figures of an ``aeclust run`` and the page that shows them.
 
     Reads what the pipeline saved in the run directory for each feature set:
@@ -697,7 +699,9 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
     out (the map with a note saying so).
     ``models`` maps an input colour to its trained autoencoder; ``images`` are
     the uint8 images that were clustered (None for a feature matrix) and
-    ``labels`` their true classes (None when unknown).
+    ``labels`` their true classes (None when unknown); ``train`` is the
+    :class:`~aeclust.datasets.ImageSet` of the training images, whose images and
+    classes go with a feature set that clustered them (``"split": "train"``).
     """
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
@@ -743,7 +747,9 @@ def build_run_report(run_dir: Path, results: dict, *, models: dict, images: np.n
 
     cluster_figs, confusion_figs, silhouette_figs, map_figs, missing_maps = [], [], [], [], []
     class_names = results.get("config", {}).get("class_names")
+    by_split = {"test": (images, labels), "train": (images, labels) if train is None else (train.images, train.labels)}
     for name, fs in results["feature_sets"].items():
+        images, labels = by_split[fs.get("split", "test")]
         folder = run_dir / name
         predicted = np.load(folder / "labels.npy")
         silhouettes = _silhouettes(folder, fs, predicted)

@@ -113,6 +113,9 @@ class Claim:
     resumable: bool = False
     # Keys of ``config`` left out of the comparison (their value may change between compatible runs).
     ignore: tuple[str, ...] = field(default=())
+    # Keys left out when resuming an unfinished run, because the command's own records judge them stage by
+    # stage (a weights file given to finish a stage that could not start without it).
+    judged_on_resume: tuple[str, ...] = field(default=())
 
     def record(self) -> dict:
         return {"version": RECORD_VERSION, "command": self.command, "config": self.config,
@@ -270,7 +273,8 @@ def differences(held: dict, wanted: dict, ignore=()) -> list[str]:
 
 def _shown(value) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 40 else text[:37] + "..."
+    # Cut in the middle: a path's end (its file name) says the most.
+    return text if len(text) <= 40 else text[:16] + "..." + text[-21:]
 
 
 def judge(run_dir: str | os.PathLike, claim: Claim, *, resume: bool = False, overwrite: bool = False
@@ -295,7 +299,9 @@ def judge(run_dir: str | os.PathLike, claim: Claim, *, resume: bool = False, ove
     # An older results.json records more than the claim compares (sizes, class names): compare the claim's keys.
     config = held.config if (Path(run_dir) / RECORD_FILE).is_file() else \
         {k: v for k, v in held.config.items() if k in claim.config}
-    diff = differences(config, claim.config, claim.ignore)
+    # Resuming an unfinished run, the command's stage records judge some keys themselves.
+    diff = differences(config, claim.config,
+                       claim.ignore + (claim.judged_on_resume if resume and not held.finished else ()))
     if diff:
         shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
         raise RunDirectoryTaken(f"{run_dir} holds {held.what()} of another configuration ({shown})",
