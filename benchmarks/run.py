@@ -20,9 +20,15 @@ compiled k-means kernel is compiled (or loaded from numba's disk cache) before
 any k-means timing, and that first-call time is reported on its own line,
 never inside a ratio.
 
+The "onedal" case sets aeclust beside Intel's oneDAL (``sklearnex.cluster.KMeans``
+from scikit-learn-intelex) on the same number of threads: the first 20 iterations
+and the run to convergence from the same centres, the whole k-means++ fit, and
+where aeclust's 20-iteration fit spends its time.
+
 Needs the ``bench`` extra (scikit-learn, scipy, faiss-cpu, psutil, threadpoolctl,
-dask-ml, dask.distributed), optionally validclust, and matplotlib for the growth
-plot. CIFAR-10 is found as by ``aeclust.load_cifar10`` (``--data`` or ``AECLUST_DATA``).
+dask-ml, dask.distributed, scikit-learn-intelex), optionally validclust, and
+matplotlib for the growth plot. CIFAR-10 is found as by ``aeclust.load_cifar10``
+(``--data`` or ``AECLUST_DATA``).
 """
 
 from __future__ import annotations
@@ -50,10 +56,10 @@ import aeclust  # noqa: E402
 from aeclust import KMeans, cluster_quality, dunn_index, silhouette_score  # noqa: E402
 from aeclust import _lloyd  # noqa: E402
 
-CASES = ("compile", "gemm", "kmeans-pixels", "kmeans-codes", "kmeans-fit", "dask-ml", "silhouette", "dunn",
-         "fused", "memory", "growth")
+CASES = ("compile", "gemm", "kmeans-pixels", "kmeans-codes", "kmeans-fit", "onedal", "dask-ml", "silhouette",
+         "dunn", "fused", "memory", "growth")
 #: Cases that time the compiled k-means kernel: the "compile" case runs first when any of them does.
-KMEANS_CASES = {"kmeans-pixels", "kmeans-codes", "kmeans-fit", "dask-ml"}
+KMEANS_CASES = {"kmeans-pixels", "kmeans-codes", "kmeans-fit", "onedal", "dask-ml"}
 GIB = 2.0**30
 
 
@@ -139,6 +145,29 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def load_info() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def _kernel_dots_all():
+    """A parallel loop over aeclust's row blocks that computes only the k-means kernel's
+    float32 dot products (and the rows' squared norms): the arithmetic of its first
+    assignment pass, without the decisions and bounds (the "onedal" case's profile)."""
+    import numba
+
+    from aeclust import _lloyd_jit as J
+
+    J._kernels()
+    block = J.ROW_BLOCK
+    dots_rows = J._dots_rows
+
+    @numba.njit(parallel=True)
+    def dots_all(X, C, x_sq):
+        n, k = X.shape[0], C.shape[0]
+        for b in numba.prange((n + block - 1) // block):
+            lo = b * block
+            m = min(n, lo + block) - lo
+            dots_rows(X, np.arange(lo, lo + m), m, C, np.empty((m, k), dtype=np.float32), x_sq)
+
+    return dots_all
 
 
 # --------------------------------------------------------------------------- textbook anchors
@@ -447,6 +476,208 @@ class Bench:
             "measured the same way for all.\n\n"
             + table(["shape", "contestant", "runs", "total (median)", "iterations (kept run)", "inertia",
                      "aeclust / this"], rows)
+        )
+
+    # ---- Intel's oneDAL (scikit-learn-intelex) KMeans beside aeclust's
+    def case_onedal(self):
+        try:
+            import daal4py
+            from sklearnex.cluster import KMeans as OneDALKMeans
+        except ImportError as e:
+            self.sections.append("### K-means vs Intel oneDAL (scikit-learn-intelex)\n\n"
+                                 f"scikit-learn-intelex is not installed here ({type(e).__name__}: {e}).")
+            return
+        from threadpoolctl import threadpool_limits
+
+        from aeclust._pairwise import cpu_count
+
+        threads = cpu_count()
+        daal4py.daalinit(threads)  # oneDAL's TBB threads: as many as aeclust's numba threads
+        self.onedal_threads = (threads, daal4py.num_threads())
+        same, fits, profiles = [], [], []
+        with threadpool_limits(threads):  # scikit-learn's OpenMP threads, and BLAS's
+            for data_name, X in (("pixels", self.pixels()[0]), ("codes", self.codes()[0])):
+                init = initial_centres(X, self.k, seed=1)
+                for max_iter in (20, 1000):
+                    same += self._onedal_same_start(data_name, X, init, max_iter, OneDALKMeans)
+                fits += self._onedal_fit(data_name, X, OneDALKMeans)
+                profiles.append(self._onedal_profile(data_name, X, init, OneDALKMeans))
+        self._onedal_report(same, fits, profiles, threads)
+
+    def _onedal_same_start(self, data_name, X, init, max_iter, OneDALKMeans):
+        """aeclust, oneDAL and scikit-learn Lloyd from the same centres for ``max_iter`` iterations
+        (20: the first ones; 1000: to convergence); table rows, headlines and targets."""
+        from sklearn.cluster import KMeans as SKKMeans
+
+        k = self.k
+        contestants = {
+            "aeclust": lambda: KMeans(k, init=init, max_iter=max_iter).fit(X),
+            "onedal": lambda: OneDALKMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0).fit(X),
+            "sklearn lloyd": lambda: SKKMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
+                                              algorithm="lloyd").fit(X),
+        }
+        with _quiet():
+            for fn in contestants.values():
+                fn()  # warm-up (oneDAL loads its kernels on the first call)
+            res = interleaved(contestants, max(5, self.args.repeats), self.args.slow)
+        base = res["aeclust"]
+        what = "first 20 iterations" if max_iter == 20 else "to convergence"
+        rows = []
+        for name, rec in res.items():
+            km = rec["result"]
+            centres = np.asarray(km.cluster_centers_, dtype=np.float32)
+            inertia = _lloyd.inertia(X, _lloyd.assign(X, centres)[0], centres)
+            rec["per_it"] = rec["median"] / km.n_iter_
+            ratio = base["per_it"] / rec["per_it"]
+            rows.append([f"`{X.shape[0]} x {X.shape[1]}`", what, name, len(rec["times"]), fmt_s(rec["median"]),
+                         km.n_iter_, f"{rec['per_it'] * 1e3:.2f} ms", "" if name == "aeclust" else fmt_ratio(ratio),
+                         f"{inertia:.7g}", f"{100 * np.mean(np.asarray(km.labels_) == base['result'].labels_):.3f} %",
+                         f"{min(rec['times']) * 1e3 / km.n_iter_:.2f}-{max(rec['times']) * 1e3 / km.n_iter_:.2f} ms"])
+            if name != "aeclust":
+                self.headline[f"k-means {data_name} {what} per iteration / {name}"] = ratio
+        r = self.headline[f"k-means {data_name} {what} per iteration / onedal"]
+        self.target(f"k-means per iteration vs oneDAL, {what} ({data_name})", r, "≤ 1.0×", r <= 1.0)
+        return rows
+
+    def _onedal_fit(self, data_name, X, OneDALKMeans):
+        """The whole k-means++ fit, n_init=10: aeclust vs oneDAL with tol=0 and with its defaults."""
+        k = self.k
+        contestants = {
+            "aeclust": lambda: KMeans(k, init="k-means++", n_init=10, random_state=0).fit(X),
+            "onedal, tol=0, max_iter=1000": lambda: OneDALKMeans(k, init="k-means++", n_init=10, random_state=0,
+                                                                 tol=0, max_iter=1000).fit(X),
+            "onedal, defaults (tol=1e-4, max_iter=300)": lambda: OneDALKMeans(k, init="k-means++", n_init=10,
+                                                                              random_state=0).fit(X),
+        }
+        with _quiet():
+            res = interleaved(contestants, self.args.repeats, self.args.slow)
+        base = res["aeclust"]
+        rows = []
+        for name, rec in res.items():
+            km = rec["result"]
+            centres = np.asarray(km.cluster_centers_, dtype=np.float32)
+            inertia = _lloyd.inertia(X, _lloyd.assign(X, centres)[0], centres)
+            ratio = base["median"] / rec["median"]
+            rows.append([f"`{X.shape[0]} x {X.shape[1]}`", name, len(rec["times"]), fmt_s(rec["median"]),
+                         km.n_iter_, f"{inertia:.7g}", "" if name == "aeclust" else fmt_ratio(ratio)])
+            if name != "aeclust":
+                short = "tol=0" if "tol=0" in name else "defaults"
+                self.headline[f"k-means++ n_init=10 fit {data_name} / onedal {short}"] = ratio
+                self.target(f"whole fit, k-means++, n_init=10, vs oneDAL {short} ({data_name})", ratio,
+                            "≤ 1.0×", ratio <= 1.0)
+        return rows
+
+    def _onedal_profile(self, data_name, X, init, OneDALKMeans):
+        """Where aeclust's 20-iteration fit goes, beside oneDAL's whole fit and the parts of it:
+        each ``KMeans.fit(max_iter=20)`` is split, within the same run, into ``lloyd`` (timed
+        around ``_lloyd_jit.lloyd``), its assignment passes (around ``_assign_rows``), the
+        centre updates (the rest of ``lloyd``), ``_lloyd.inertia``, and the rest of ``fit``
+        (input checks, the estimator); beside it, interleaved, the BLAS product ``X @ C.T``
+        alone and the kernel's own float32 dot products of every row (what its first pass
+        computes before deciding). Medians over the runs, seconds."""
+        from aeclust import _lloyd_jit as J
+
+        dots_all = _kernel_dots_all()
+        x_sq = np.full(len(X), -1.0)
+        C = np.ascontiguousarray(init)
+        runs, saved = [], (J.lloyd, J._assign_rows, _lloyd.inertia)
+
+        def timing(fn, key):
+            def timed(*a, **kw):
+                t = time.perf_counter()
+                out = fn(*a, **kw)
+                if runs:
+                    runs[-1].setdefault(key, []).append(time.perf_counter() - t)
+                return out
+            return timed
+
+        def fit():
+            runs.append({})
+            t = time.perf_counter()
+            KMeans(self.k, init=init, max_iter=20).fit(X)
+            runs[-1]["fit"] = [time.perf_counter() - t]
+
+        def dots():
+            x_sq[:] = -1.0  # the norms too, as the first pass computes them
+            with J._threads():
+                dots_all(X, C, x_sq)
+
+        J.lloyd, J._assign_rows, _lloyd.inertia = (timing(J.lloyd, "lloyd"), timing(J._assign_rows, "passes"),
+                                                   timing(_lloyd.inertia, "inertia"))
+        try:
+            with _quiet():
+                fit()
+                runs.clear()
+                res = interleaved({"aeclust fit": fit, "blas": lambda: X @ C.T, "dots": dots,
+                                   "onedal": lambda: OneDALKMeans(self.k, init=init, n_init=1, max_iter=20,
+                                                                  tol=0).fit(X)},
+                                  max(9, self.args.repeats), self.args.slow)
+        finally:
+            J.lloyd, J._assign_rows, _lloyd.inertia = saved
+        med = lambda f: float(np.median([f(r) for r in runs]))  # noqa: E731
+        return {"data": data_name, "shape": X.shape, "runs": len(runs),
+                "fit": med(lambda r: r["fit"][0]), "lloyd": med(lambda r: r["lloyd"][0]),
+                "pass0": med(lambda r: r["passes"][0]), "passes": med(lambda r: sum(r["passes"][1:])),
+                "n_passes": len(runs[0]["passes"]), "late": med(lambda r: r["passes"][-1]),
+                "updates": med(lambda r: r["lloyd"][0] - sum(r["passes"])),
+                "inertia": med(lambda r: sum(r.get("inertia", [0.0]))),
+                "around": med(lambda r: r["fit"][0] - r["lloyd"][0] - sum(r.get("inertia", [0.0]))),
+                "blas": res["blas"]["median"], "dots": res["dots"]["median"], "onedal20": res["onedal"]["median"]}
+
+    def _onedal_report(self, same, fits, profiles, threads):
+        from importlib.metadata import version
+
+        ms = lambda v: f"{v * 1e3:.1f}"  # noqa: E731
+        prof_rows = [
+            ["oneDAL `fit`, max_iter=20", *(ms(q["onedal20"]) for q in profiles)],
+            ["aeclust `KMeans.fit`, max_iter=20", *(ms(q["fit"]) for q in profiles)],
+            ["... `_lloyd_jit.lloyd`", *(ms(q["lloyd"]) for q in profiles)],
+            ["... ... the first assignment pass (no bounds yet: every row, every centre)",
+             *(ms(q["pass0"]) for q in profiles)],
+            ["... ... the other 20 assignment passes", *(ms(q["passes"]) for q in profiles)],
+            ["... ... ... the last of them", *(ms(q["late"]) for q in profiles)],
+            ["... ... the centre updates (float64 sums, drifts, centre distances)",
+             *(ms(q["updates"]) for q in profiles)],
+            ["... `_lloyd.inertia` (float64, of the final centres)", *(ms(q["inertia"]) for q in profiles)],
+            ["... the rest of `fit` (input checks, the estimator)", *(ms(q["around"]) for q in profiles)],
+            ["BLAS `X @ C.T` alone (float32, the same threads)", *(ms(q["blas"]) for q in profiles)],
+            ["the kernel's float32 dot products of every row, and the rows' norms",
+             *(ms(q["dots"]) for q in profiles)],
+            ["the first pass less those: the float64-safe decisions and the fresh bounds",
+             *(ms(q["pass0"] - q["dots"]) for q in profiles)],
+        ]
+        shapes = [f"`{q['shape'][0]} x {q['shape'][1]}` (ms)" for q in profiles]
+        n_threads, dal_threads = self.onedal_threads
+        self.sections.append(
+            "### K-means vs Intel oneDAL (scikit-learn-intelex)\n\n"
+            f"`sklearnex.cluster.KMeans` (scikit-learn-intelex {version('scikit-learn-intelex')}, oneDAL "
+            f"{version('daal')}) beside `aeclust.KMeans`, k = {self.k}, on the same {n_threads} threads: aeclust's "
+            f"numba threads (`AECLUST_NUM_THREADS`, else the CPUs), oneDAL's TBB threads set with "
+            f"`daal4py.daalinit({n_threads})` (it reports {dal_threads}), scikit-learn's OpenMP and BLAS threads "
+            f"limited with threadpoolctl. From the same initial centres (`init=array`, `n_init=1`; the ten rows "
+            f"of the other k-means cases): the first 20 iterations (`max_iter=20`, oneDAL and scikit-learn with "
+            f"`tol=0`), and to convergence (`max_iter=1000`; aeclust stops when no assignment changes, oneDAL "
+            f"and scikit-learn with `tol=0`). Per iteration: total `fit` time / `n_iter_`, all `fit` costs "
+            f"included (input checks, the final labels and inertia); aeclust counts one iteration fewer than "
+            f"the others on the same trajectory run to convergence (its last, unchanged assignment is not "
+            f"an iteration), which overstates its time per iteration by one part in `n_iter_`. Medians of "
+            f"{max(5, self.args.repeats)} interleaved runs; the spread column is the fastest and the slowest "
+            f"run per iteration. Inertia: of each contestant's final centres, every point assigned to its "
+            f"nearest, measured the same way for all; labels: each contestant's own `labels_` against "
+            f"aeclust's.\n\n"
+            + table(["shape", "run", "contestant", "runs", "total (median)", "n_iter_", "per iteration",
+                     "aeclust / this, per iteration", "inertia", "labels = aeclust", "spread per iteration"], same)
+            + "\n\nThe whole fit: `aeclust.KMeans(10, init=\"k-means++\", n_init=10, random_state=0)` vs "
+            "`sklearnex.cluster.KMeans(10, init=\"k-means++\", n_init=10, random_state=0)`, once with `tol=0, "
+            "max_iter=1000` and once with its defaults; each library's own k-means++ seeding, so the kept runs "
+            "differ.\n\n"
+            + table(["shape", "contestant", "runs", "total (median)", "n_iter_ (kept run)", "inertia",
+                     "aeclust / this"], fits)
+            + "\n\nWhere the 20-iteration fit goes: each aeclust `fit` split within the run (`lloyd`, its "
+            "passes and `_lloyd.inertia` timed around the calls), interleaved with oneDAL's `fit`, the BLAS "
+            f"product alone and the kernel's dot products alone, on the same {n_threads} threads; medians of "
+            f"{profiles[0]['runs']} runs:\n\n"
+            + table(["part", *shapes], prof_rows)
         )
 
     # ---- scale anchor: dask-ml's KMeans beside aeclust's Dask path
@@ -842,6 +1073,12 @@ class Bench:
                 versions.append(f"{mod} {__import__(mod).__version__}")
             except Exception:
                 pass
+        try:  # sklearnex's own __version__ is a placeholder; the distribution's is the release
+            from importlib.metadata import version
+
+            versions.append(f"scikit-learn-intelex {version('scikit-learn-intelex')} (oneDAL {version('daal')})")
+        except Exception:
+            pass
         mem = ""
         try:
             import psutil
