@@ -313,7 +313,7 @@ def _as_version_1(path, to):
 
 def test_checkpoints_of_version_1_load_as_torch_init(data, tmp_path):
     train, _ = data
-    cfg = AutoencoderConfig(**{**SMALL, "epochs": 1, "init": "torch"})
+    cfg = AutoencoderConfig(**{**SMALL, "epochs": 1, "init": "torch", "engine": "torch"})
     trained = train_autoencoder(cfg, train[:64], None, tmp_path / "run", device="cpu", progress=False)
     old = _as_version_1(tmp_path / "run" / "model.pt", tmp_path / "old.pt")
     assert set(old["config"]) == {"color", "channels", "kernel_size", "activation", "code_activation",
@@ -324,10 +324,10 @@ def test_checkpoints_of_version_1_load_as_torch_init(data, tmp_path):
     assert np.array_equal(encode(loaded.model, train[:20]), encode(trained.model, train[:20]))
 
     # A run interrupted under version 1 resumes: same config, same weights as an uninterrupted one.
-    full = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch"}), train[:64], None,
+    full = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch", "engine": "torch"}), train[:64], None,
                              tmp_path / "full", device="cpu", progress=False)
     _as_version_1(tmp_path / "run" / "checkpoint.pt", tmp_path / "run" / "checkpoint.pt")
-    resumed = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch"}), train[:64], None,
+    resumed = train_autoencoder(AutoencoderConfig(**{**SMALL, "epochs": 2, "init": "torch", "engine": "torch"}), train[:64], None,
                                 tmp_path / "run", device="cpu", resume=True, progress=False)
     assert _same_weights(resumed.model, full.model)
 

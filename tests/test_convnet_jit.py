@@ -243,7 +243,7 @@ def test_engine_selection():
         resolve_engine(AutoencoderConfig(engine="compiled", optimizer="sgd"), "cpu")
     with pytest.raises(InvalidInputError, match="engine 'jit' is not one of auto, compiled, torch"):
         AutoencoderConfig(engine="jit")
-    assert AutoencoderConfig().engine == "torch"
+    assert AutoencoderConfig().engine == "auto"
 
 
 def test_files_without_engine_load_as_trained_by_torch(tmp_path):
@@ -272,7 +272,7 @@ def test_engine_option_reaches_the_autoencoder_config(engine):
     for command in ("train", "run"):
         args = parser.parse_args([command, "--engine", engine])
         assert AutoencoderConfig(**_autoencoder_kwargs(args)).engine == engine
-    assert parser.parse_args(["run"]).engine == "torch"
+    assert parser.parse_args(["run"]).engine == "auto"
     assert RunConfig(ae_engine=engine).autoencoder_config().engine == engine
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--engine", "jit"])

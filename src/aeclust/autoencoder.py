@@ -93,7 +93,7 @@ class AutoencoderConfig(DictConfig):
     optimizer: str = "adam"  # one of OPTIMIZERS
     seed: int = 0
     init: str = "keras"  # one of INITS: how the weights start
-    engine: str = "torch"  # one of ENGINES: which code trains the model
+    engine: str = "auto"  # one of ENGINES: which code trains the model (compiled on the CPU for Adam)
 
     def __post_init__(self) -> None:
         # Lists come back from JSON; store the tuple so configs compare equal.

@@ -449,10 +449,10 @@ def _add_autoencoder_args(p: argparse.ArgumentParser) -> None:
                         "collapse)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where to train: auto picks cuda when a GPU is present (default: auto)")
-    g.add_argument("--engine", choices=["auto", "compiled", "torch"], default="torch",
-                   help="the code that trains the autoencoder: compiled (aeclust's numba kernels, CPU and Adam "
-                        "only, about 4 times faster here), torch (PyTorch), or auto (compiled where it applies, "
-                        "torch elsewhere) (default: torch)")
+    g.add_argument("--engine", choices=["auto", "compiled", "torch"], default="auto",
+                   help="the code that trains the autoencoder: compiled (aeclust's numba kernels: the same model, "
+                        "loss and Adam, for the CPU and Adam only), torch (PyTorch), or auto (compiled where it "
+                        "applies, torch elsewhere) (default: auto)")
 
 
 def _feature_sets(text: str, extra: list[str] = ()) -> tuple[str, ...]:

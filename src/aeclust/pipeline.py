@@ -307,7 +307,7 @@ class RunConfig:
     activation: str = "relu"
     code_activation: str | None = None
     ae_init: str = "keras"  # the autoencoder's initialisation (AutoencoderConfig.init); not k-means'
-    ae_engine: str = "torch"  # the code that trains the autoencoder (AutoencoderConfig.engine)
+    ae_engine: str = "auto"  # the code that trains the autoencoder (AutoencoderConfig.engine)
     device: str = "auto"
     train_limit: int | None = None
     test_limit: int | None = None
