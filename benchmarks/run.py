@@ -148,24 +148,36 @@ def load_info() -> str:
 
 
 def _kernel_dots_all():
-    """A parallel loop over aeclust's row blocks that computes only the k-means kernel's
-    float32 dot products (and the rows' squared norms): the arithmetic of its first
-    assignment pass, without the decisions and bounds (the "onedal" case's profile)."""
+    """``dots_all(X, C, x_sq, threads)``: only the k-means kernel's float32 dot products of
+    every row (and the rows' squared norms), block by block as its first assignment pass
+    takes them, on the same threads and the same way of sharing blocks out
+    (``_lloyd_jit._run_blocks``): the arithmetic of that pass without its decisions and
+    bounds (the "onedal" case's profile)."""
     import numba
 
     from aeclust import _lloyd_jit as J
 
     J._kernels()
     block = J.ROW_BLOCK
-    dots_rows = J._dots_rows
+    dots_rows, atomic_add = J._dots_rows, J._atomic_add
 
-    @numba.njit(parallel=True)
-    def dots_all(X, C, x_sq):
+    @numba.njit(nogil=True)
+    def dots_blocks(claim, X, C, x_sq):
         n, k = X.shape[0], C.shape[0]
-        for b in numba.prange((n + block - 1) // block):
-            lo = b * block
-            m = min(n, lo + block) - lo
-            dots_rows(X, np.arange(lo, lo + m), m, C, np.empty((m, k), dtype=np.float32), x_sq)
+        rows = np.empty(block, dtype=np.intp)
+        dots = np.empty((block, k), dtype=np.float32)
+        while True:
+            b = atomic_add(claim, 0, 1)
+            if b * block >= n:
+                return
+            m = min(n, b * block + block) - b * block
+            for r in range(m):
+                rows[r] = b * block + r
+            dots_rows(X, rows, m, C, dots, x_sq)
+            atomic_add(claim, 1, 1)
+
+    def dots_all(X, C, x_sq, threads):
+        J._run_blocks(dots_blocks, (len(X) + block - 1) // block, threads, (X, C, x_sq))
 
     return dots_all
 
@@ -493,6 +505,7 @@ class Bench:
 
         threads = cpu_count()
         daal4py.daalinit(threads)  # oneDAL's TBB threads: as many as aeclust's numba threads
+        self.same_start_repeats = max(11, 2 * self.args.repeats + 1)  # short runs: more of them
         self.onedal_threads = (threads, daal4py.num_threads())
         same, fits, profiles = [], [], []
         with threadpool_limits(threads):  # scikit-learn's OpenMP threads, and BLAS's
@@ -519,7 +532,7 @@ class Bench:
         with _quiet():
             for fn in contestants.values():
                 fn()  # warm-up (oneDAL loads its kernels on the first call)
-            res = interleaved(contestants, max(5, self.args.repeats), self.args.slow)
+            res = interleaved(contestants, self.same_start_repeats, self.args.slow)
         base = res["aeclust"]
         what = "first 20 iterations" if max_iter == 20 else "to convergence"
         rows = []
@@ -528,11 +541,14 @@ class Bench:
             centres = np.asarray(km.cluster_centers_, dtype=np.float32)
             inertia = _lloyd.inertia(X, _lloyd.assign(X, centres)[0], centres)
             rec["per_it"] = rec["median"] / km.n_iter_
+            rec["best_it"] = min(rec["times"]) / km.n_iter_
             ratio = base["per_it"] / rec["per_it"]
+            best = base["best_it"] / rec["best_it"]
             rows.append([f"`{X.shape[0]} x {X.shape[1]}`", what, name, len(rec["times"]), fmt_s(rec["median"]),
                          km.n_iter_, f"{rec['per_it'] * 1e3:.2f} ms", "" if name == "aeclust" else fmt_ratio(ratio),
-                         f"{inertia:.7g}", f"{100 * np.mean(np.asarray(km.labels_) == base['result'].labels_):.3f} %",
-                         f"{min(rec['times']) * 1e3 / km.n_iter_:.2f}-{max(rec['times']) * 1e3 / km.n_iter_:.2f} ms"])
+                         f"{rec['best_it'] * 1e3:.2f}-{max(rec['times']) * 1e3 / km.n_iter_:.2f} ms",
+                         "" if name == "aeclust" else f"{best:.2f}",
+                         f"{inertia:.7g}", f"{100 * np.mean(np.asarray(km.labels_) == base['result'].labels_):.3f} %"])
             if name != "aeclust":
                 self.headline[f"k-means {data_name} {what} per iteration / {name}"] = ratio
         r = self.headline[f"k-means {data_name} {what} per iteration / onedal"]
@@ -599,8 +615,8 @@ class Bench:
 
         def dots():
             x_sq[:] = -1.0  # the norms too, as the first pass computes them
-            with J._threads():
-                dots_all(X, C, x_sq)
+            with J._threads() as threads:
+                dots_all(X, C, x_sq, threads)
 
         J.lloyd, J._assign_rows, _lloyd.inertia = (timing(J.lloyd, "lloyd"), timing(J._assign_rows, "passes"),
                                                    timing(_lloyd.inertia, "inertia"))
@@ -611,9 +627,13 @@ class Bench:
                 res = interleaved({"aeclust fit": fit, "blas": lambda: X @ C.T, "dots": dots,
                                    "onedal": lambda: OneDALKMeans(self.k, init=init, n_init=1, max_iter=20,
                                                                   tol=0).fit(X)},
-                                  max(9, self.args.repeats), self.args.slow)
+                                  self.same_start_repeats, self.args.slow)
         finally:
             J.lloyd, J._assign_rows, _lloyd.inertia = saved
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # the product's own cost, without BLAS's threads
+            blas1 = interleaved({"blas1": lambda: X @ C.T}, self.same_start_repeats, self.args.slow)["blas1"]
         med = lambda f: float(np.median([f(r) for r in runs]))  # noqa: E731
         return {"data": data_name, "shape": X.shape, "runs": len(runs),
                 "fit": med(lambda r: r["fit"][0]), "lloyd": med(lambda r: r["lloyd"][0]),
@@ -622,7 +642,8 @@ class Bench:
                 "updates": med(lambda r: r["lloyd"][0] - sum(r["passes"])),
                 "inertia": med(lambda r: sum(r.get("inertia", [0.0]))),
                 "around": med(lambda r: r["fit"][0] - r["lloyd"][0] - sum(r.get("inertia", [0.0]))),
-                "blas": res["blas"]["median"], "dots": res["dots"]["median"], "onedal20": res["onedal"]["median"]}
+                "blas": res["blas"]["median"], "blas1": blas1["median"], "dots": res["dots"]["median"],
+                "onedal20": res["onedal"]["median"]}
 
     def _onedal_report(self, same, fits, profiles, threads):
         from importlib.metadata import version
@@ -641,10 +662,12 @@ class Bench:
             ["... `_lloyd.inertia` (float64, of the final centres)", *(ms(q["inertia"]) for q in profiles)],
             ["... the rest of `fit` (input checks, the estimator)", *(ms(q["around"]) for q in profiles)],
             ["BLAS `X @ C.T` alone (float32, the same threads)", *(ms(q["blas"]) for q in profiles)],
+            ["... on one thread", *(ms(q["blas1"]) for q in profiles)],
             ["the kernel's float32 dot products of every row, and the rows' norms",
              *(ms(q["dots"]) for q in profiles)],
             ["the first pass less those: the float64-safe decisions and the fresh bounds",
              *(ms(q["pass0"] - q["dots"]) for q in profiles)],
+            ["aeclust `fit` / oneDAL `fit`, in these runs", *(f"{q['fit'] / q['onedal20']:.2f}" for q in profiles)],
         ]
         shapes = [f"`{q['shape'][0]} x {q['shape'][1]}` (ms)" for q in profiles]
         n_threads, dal_threads = self.onedal_threads
@@ -661,12 +684,14 @@ class Bench:
             f"included (input checks, the final labels and inertia); aeclust counts one iteration fewer than "
             f"the others on the same trajectory run to convergence (its last, unchanged assignment is not "
             f"an iteration), which overstates its time per iteration by one part in `n_iter_`. Medians of "
-            f"{max(5, self.args.repeats)} interleaved runs; the spread column is the fastest and the slowest "
-            f"run per iteration. Inertia: of each contestant's final centres, every point assigned to its "
+            f"{self.same_start_repeats} interleaved runs; beside them the fastest and the slowest run per "
+            f"iteration, and the ratio of the fastest runs (the least disturbed by other work on the machine). "
+            f"Inertia: of each contestant's final centres, every point assigned to its "
             f"nearest, measured the same way for all; labels: each contestant's own `labels_` against "
             f"aeclust's.\n\n"
             + table(["shape", "run", "contestant", "runs", "total (median)", "n_iter_", "per iteration",
-                     "aeclust / this, per iteration", "inertia", "labels = aeclust", "spread per iteration"], same)
+                     "aeclust / this, per iteration", "per iteration, fastest-slowest run",
+                     "aeclust / this, fastest runs", "inertia", "labels = aeclust"], same)
             + "\n\nThe whole fit: `aeclust.KMeans(10, init=\"k-means++\", n_init=10, random_state=0)` vs "
             "`sklearnex.cluster.KMeans(10, init=\"k-means++\", n_init=10, random_state=0)`, once with `tol=0, "
             "max_iter=1000` and once with its defaults; each library's own k-means++ seeding, so the kept runs "
