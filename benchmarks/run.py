@@ -61,6 +61,8 @@ CASES = ("compile", "gemm", "kmeans-pixels", "kmeans-codes", "kmeans-fit", "oned
 #: Cases that time the compiled k-means kernel: the "compile" case runs first when any of them does.
 KMEANS_CASES = {"kmeans-pixels", "kmeans-codes", "kmeans-fit", "onedal", "dask-ml"}
 GIB = 2.0**30
+#: Seconds of rest before each run in the "onedal" case (see ``interleaved``).
+SETTLE = 0.2
 
 
 # --------------------------------------------------------------------------- helpers
@@ -106,14 +108,19 @@ def _compare_chunk(x: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> tuple:
     return (_lloyd.inertia(x, la, ca), _lloyd.inertia(x, lb, cb), int(np.count_nonzero(la == lb)))
 
 
-def interleaved(contestants: dict, repeats: int, slow: float) -> dict:
-    """Run each contestant ``repeats`` times, interleaved; returns name -> {times, result}."""
+def interleaved(contestants: dict, repeats: int, slow: float, settle: float = 0.0) -> dict:
+    """Run each contestant ``repeats`` times, interleaved; returns name -> {times, result}.
+
+    ``settle``: seconds of rest before each run, so that the thread pools of the run before
+    (OpenBLAS's and OpenMP's threads spin for a while after a call) are asleep when it starts."""
     out = {name: {"times": [], "result": None} for name in contestants}
     for r in range(repeats):
         for name, fn in contestants.items():
             rec = out[name]
             if rec.get("skip") or (r > 0 and rec["times"] and rec["times"][0] > slow):
                 continue
+            if settle:
+                time.sleep(settle)
             t = time.perf_counter()
             try:
                 rec["result"] = fn()
@@ -532,7 +539,7 @@ class Bench:
         with _quiet():
             for fn in contestants.values():
                 fn()  # warm-up (oneDAL loads its kernels on the first call)
-            res = interleaved(contestants, self.same_start_repeats, self.args.slow)
+            res = interleaved(contestants, self.same_start_repeats, self.args.slow, settle=SETTLE)
         base = res["aeclust"]
         what = "first 20 iterations" if max_iter == 20 else "to convergence"
         rows = []
@@ -566,7 +573,7 @@ class Bench:
                                                                               random_state=0).fit(X),
         }
         with _quiet():
-            res = interleaved(contestants, self.args.repeats, self.args.slow)
+            res = interleaved(contestants, self.args.repeats, self.args.slow, settle=SETTLE)
         base = res["aeclust"]
         rows = []
         for name, rec in res.items():
@@ -627,13 +634,14 @@ class Bench:
                 res = interleaved({"aeclust fit": fit, "blas": lambda: X @ C.T, "dots": dots,
                                    "onedal": lambda: OneDALKMeans(self.k, init=init, n_init=1, max_iter=20,
                                                                   tol=0).fit(X)},
-                                  self.same_start_repeats, self.args.slow)
+                                  self.same_start_repeats, self.args.slow, settle=SETTLE)
         finally:
             J.lloyd, J._assign_rows, _lloyd.inertia = saved
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):  # the product's own cost, without BLAS's threads
-            blas1 = interleaved({"blas1": lambda: X @ C.T}, self.same_start_repeats, self.args.slow)["blas1"]
+            blas1 = interleaved({"blas1": lambda: X @ C.T}, self.same_start_repeats, self.args.slow,
+                                settle=SETTLE)["blas1"]
         med = lambda f: float(np.median([f(r) for r in runs]))  # noqa: E731
         return {"data": data_name, "shape": X.shape, "runs": len(runs),
                 "fit": med(lambda r: r["fit"][0]), "lloyd": med(lambda r: r["lloyd"][0]),
@@ -684,7 +692,9 @@ class Bench:
             f"included (input checks, the final labels and inertia); aeclust counts one iteration fewer than "
             f"the others on the same trajectory run to convergence (its last, unchanged assignment is not "
             f"an iteration), which overstates its time per iteration by one part in `n_iter_`. Medians of "
-            f"{self.same_start_repeats} interleaved runs; beside them the fastest and the slowest run per "
+            f"{self.same_start_repeats} interleaved runs, each after {SETTLE} s of rest (OpenBLAS's and "
+            f"OpenMP's threads spin for a while after a call, and slowed whichever library ran next); "
+            f"beside them the fastest and the slowest run per "
             f"iteration, and the ratio of the fastest runs (the least disturbed by other work on the machine). "
             f"Inertia: of each contestant's final centres, every point assigned to its "
             f"nearest, measured the same way for all; labels: each contestant's own `labels_` against "
