@@ -511,7 +511,7 @@ class Bench:
         from aeclust._pairwise import cpu_count
 
         threads = cpu_count()
-        daal4py.daalinit(threads)  # oneDAL's TBB threads: as many as aeclust's numba threads
+        daal4py.daalinit(threads)  # oneDAL's TBB threads: as many as aeclust's
         self.same_start_repeats = max(11, 2 * self.args.repeats + 1)  # short runs: more of them
         self.onedal_threads = (threads, daal4py.num_threads())
         same, fits, profiles = [], [], []
@@ -683,7 +683,7 @@ class Bench:
             "### K-means vs Intel oneDAL (scikit-learn-intelex)\n\n"
             f"`sklearnex.cluster.KMeans` (scikit-learn-intelex {version('scikit-learn-intelex')}, oneDAL "
             f"{version('daal')}) beside `aeclust.KMeans`, k = {self.k}, on the same {n_threads} threads: aeclust's "
-            f"numba threads (`AECLUST_NUM_THREADS`, else the CPUs), oneDAL's TBB threads set with "
+            f"threads (`AECLUST_NUM_THREADS`, else the CPUs), oneDAL's TBB threads set with "
             f"`daal4py.daalinit({n_threads})` (it reports {dal_threads}), scikit-learn's OpenMP and BLAS threads "
             f"limited with threadpoolctl. From the same initial centres (`init=array`, `n_init=1`; the ten rows "
             f"of the other k-means cases): the first 20 iterations (`max_iter=20`, oneDAL and scikit-learn with "
