@@ -1068,26 +1068,21 @@ def _make_prefetch():
     return prefetch
 
 
-def _make_d32_vector():
-    """A float32 squared distance as a numba intrinsic, for the assignment pass: four
-    16-lane float32 sums over the features (then one, then the tail), combined as a tree;
-    any order would do for :func:`_approx`'s bound, and this one is fixed. Unlike a call
-    to :func:`_d32` (compiled apart, with reassociation), its code is written out where it
-    is used, so that a row's distances cost no function calls. :func:`_d32` itself is kept
-    for k-means++, whose draws depend on its bits."""
+def _row_pair_intrinsic(name: str, emit):
+    """A numba intrinsic ``f(X, i, C, j) -> float64`` on the rows ``X[i]`` and ``C[j]`` of C-contiguous
+    2-d float32 arrays: the type check and the rows' pointers, shared by the vector distances;
+    ``emit(builder, xp, cp, d, intp)`` writes the rest (``xp``, ``cp``: the rows' first elements,
+    ``d``: their length) and returns the float64 value."""
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.core.errors import TypingError
     from numba.extending import intrinsic
 
-    W = 8
-
-    @intrinsic
-    def d32(typingctx, X, i, C, j):
+    def typer(typingctx, X, i, C, j):
         for a in (X, C):
             if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
                     and a.dtype == types.float32):
-                raise TypingError("_d32v takes C-contiguous 2-d float32 arrays")
+                raise TypingError(f"{name} takes C-contiguous 2-d float32 arrays")
         sig = types.float64(X, types.intp, C, types.intp)
 
         def codegen(context, builder, signature, args):
@@ -1099,44 +1094,64 @@ def _make_d32_vector():
             xp = cgutils.get_item_pointer(context, builder, xty, xa, [args[1], zero])
             cp = cgutils.get_item_pointer(context, builder, cty, ca, [args[3], zero])
             d = cgutils.unpack_tuple(builder, xa.shape)[1]
-            f32 = ir.FloatType()
-            vty = ir.VectorType(f32, W)
-            i32 = ir.IntType(32)
-
-            def load(p, t):
-                return builder.load(builder.bitcast(builder.gep(p, [t]), vty.as_pointer()), align=4)
-
-            def sq(t):
-                e = builder.fsub(load(xp, t), load(cp, t))
-                return builder.fmul(e, e)
-
-            accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * W)) for _ in range(4)]
-            d64 = builder.and_(d, ir.Constant(intp, -4 * W))
-            with cgutils.for_range_slice(builder, zero, d64, ir.Constant(intp, 4 * W), intp) as (t, _):
-                for m in range(4):
-                    tm = builder.add(t, ir.Constant(intp, m * W))
-                    builder.store(builder.fadd(builder.load(accs[m]), sq(tm)), accs[m])
-            d16 = builder.and_(d, ir.Constant(intp, -W))
-            with cgutils.for_range_slice(builder, d64, d16, ir.Constant(intp, W), intp) as (t, _):
-                builder.store(builder.fadd(builder.load(accs[0]), sq(t)), accs[0])
-            v = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])),
-                             builder.fadd(builder.load(accs[2]), builder.load(accs[3])))
-            n = W
-            while n > 1:  # the lanes, as a tree
-                h = n // 2
-                lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
-                hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, n))))
-                v = builder.fadd(lo, hi)
-                n = h
-            acc1 = cgutils.alloca_once_value(builder, builder.extract_element(v, ir.Constant(i32, 0)))
-            with cgutils.for_range_slice(builder, d16, d, ir.Constant(intp, 1), intp) as (t, _):
-                e = builder.fsub(builder.load(builder.gep(xp, [t])), builder.load(builder.gep(cp, [t])))
-                builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
-            return builder.fpext(builder.load(acc1), ir.DoubleType())
+            return emit(builder, xp, cp, d, intp)
 
         return sig, codegen
 
-    return d32
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+def _make_d32_vector():
+    """A float32 squared distance as a numba intrinsic, for the assignment pass: four
+    16-lane float32 sums over the features (then one, then the tail), combined as a tree;
+    any order would do for :func:`_approx`'s bound, and this one is fixed. Unlike a call
+    to :func:`_d32` (compiled apart, with reassociation), its code is written out where it
+    is used, so that a row's distances cost no function calls. :func:`_d32` itself is kept
+    for k-means++, whose draws depend on its bits."""
+    from llvmlite import ir
+    from numba.core import cgutils
+
+    W = 8
+
+    def emit(builder, xp, cp, d, intp):
+        zero = ir.Constant(intp, 0)
+        f32 = ir.FloatType()
+        vty = ir.VectorType(f32, W)
+        i32 = ir.IntType(32)
+
+        def load(p, t):
+            return builder.load(builder.bitcast(builder.gep(p, [t]), vty.as_pointer()), align=4)
+
+        def sq(t):
+            e = builder.fsub(load(xp, t), load(cp, t))
+            return builder.fmul(e, e)
+
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * W)) for _ in range(4)]
+        d64 = builder.and_(d, ir.Constant(intp, -4 * W))
+        with cgutils.for_range_slice(builder, zero, d64, ir.Constant(intp, 4 * W), intp) as (t, _):
+            for m in range(4):
+                tm = builder.add(t, ir.Constant(intp, m * W))
+                builder.store(builder.fadd(builder.load(accs[m]), sq(tm)), accs[m])
+        d16 = builder.and_(d, ir.Constant(intp, -W))
+        with cgutils.for_range_slice(builder, d64, d16, ir.Constant(intp, W), intp) as (t, _):
+            builder.store(builder.fadd(builder.load(accs[0]), sq(t)), accs[0])
+        v = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])),
+                         builder.fadd(builder.load(accs[2]), builder.load(accs[3])))
+        n = W
+        while n > 1:  # the lanes, as a tree
+            h = n // 2
+            lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
+            hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, n))))
+            v = builder.fadd(lo, hi)
+            n = h
+        acc1 = cgutils.alloca_once_value(builder, builder.extract_element(v, ir.Constant(i32, 0)))
+        with cgutils.for_range_slice(builder, d16, d, ir.Constant(intp, 1), intp) as (t, _):
+            e = builder.fsub(builder.load(builder.gep(xp, [t])), builder.load(builder.gep(cp, [t])))
+            builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
+        return builder.fpext(builder.load(acc1), ir.DoubleType())
+
+    return _row_pair_intrinsic("_d32v", emit)
 
 
 def _make_d64_vector():
@@ -1147,54 +1162,35 @@ def _make_d64_vector():
     superword (SLP) vectoriser is off, and reassociating the sums, as fast-math
     would, changes the result. Lane-wise IEEE operations, no fused multiply-add."""
     from llvmlite import ir
-    from numba.core import cgutils, types
-    from numba.core.errors import TypingError
-    from numba.extending import intrinsic
+    from numba.core import cgutils
 
-    @intrinsic
-    def d64(typingctx, X, i, C, j):
-        for a in (X, C):
-            if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
-                    and a.dtype == types.float32):
-                raise TypingError("_d64 takes C-contiguous 2-d float32 arrays")
-        sig = types.float64(X, types.intp, C, types.intp)
+    def emit(builder, xp, cp, d, intp):
+        zero = ir.Constant(intp, 0)
+        d8 = builder.and_(d, ir.Constant(intp, -8))
+        f64 = ir.DoubleType()
+        v32 = ir.VectorType(ir.FloatType(), 8)
+        v64 = ir.VectorType(f64, 8)
+        acc = cgutils.alloca_once_value(builder, ir.Constant(v64, [0.0] * 8))
+        with cgutils.for_range_slice(builder, zero, d8, ir.Constant(intp, 8), intp) as (t, _):
+            vx = builder.load(builder.bitcast(builder.gep(xp, [t]), v32.as_pointer()), align=4)
+            vc = builder.load(builder.bitcast(builder.gep(cp, [t]), v32.as_pointer()), align=4)
+            e = builder.fsub(builder.fpext(vx, v64), builder.fpext(vc, v64))
+            builder.store(builder.fadd(builder.load(acc), builder.fmul(e, e)), acc)
+        a = builder.load(acc)
+        lane = [builder.extract_element(a, ir.Constant(ir.IntType(32), m)) for m in range(8)]
+        total = builder.fadd(
+            builder.fadd(builder.fadd(lane[0], lane[1]), builder.fadd(lane[2], lane[3])),
+            builder.fadd(builder.fadd(lane[4], lane[5]), builder.fadd(lane[6], lane[7])),
+        )
+        acc1 = cgutils.alloca_once_value(builder, total)
+        with cgutils.for_range_slice(builder, d8, d, ir.Constant(intp, 1), intp) as (t, _):
+            x = builder.fpext(builder.load(builder.gep(xp, [t])), f64)
+            c = builder.fpext(builder.load(builder.gep(cp, [t])), f64)
+            e = builder.fsub(x, c)
+            builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
+        return builder.load(acc1)
 
-        def codegen(context, builder, signature, args):
-            xty, _, cty, _ = signature.args
-            xa = context.make_array(xty)(context, builder, args[0])
-            ca = context.make_array(cty)(context, builder, args[2])
-            intp = context.get_value_type(types.intp)
-            zero = ir.Constant(intp, 0)
-            xp = cgutils.get_item_pointer(context, builder, xty, xa, [args[1], zero])
-            cp = cgutils.get_item_pointer(context, builder, cty, ca, [args[3], zero])
-            d = cgutils.unpack_tuple(builder, xa.shape)[1]
-            d8 = builder.and_(d, ir.Constant(intp, -8))
-            f64 = ir.DoubleType()
-            v32 = ir.VectorType(ir.FloatType(), 8)
-            v64 = ir.VectorType(f64, 8)
-            acc = cgutils.alloca_once_value(builder, ir.Constant(v64, [0.0] * 8))
-            with cgutils.for_range_slice(builder, zero, d8, ir.Constant(intp, 8), intp) as (t, _):
-                vx = builder.load(builder.bitcast(builder.gep(xp, [t]), v32.as_pointer()), align=4)
-                vc = builder.load(builder.bitcast(builder.gep(cp, [t]), v32.as_pointer()), align=4)
-                e = builder.fsub(builder.fpext(vx, v64), builder.fpext(vc, v64))
-                builder.store(builder.fadd(builder.load(acc), builder.fmul(e, e)), acc)
-            a = builder.load(acc)
-            lane = [builder.extract_element(a, ir.Constant(ir.IntType(32), m)) for m in range(8)]
-            total = builder.fadd(
-                builder.fadd(builder.fadd(lane[0], lane[1]), builder.fadd(lane[2], lane[3])),
-                builder.fadd(builder.fadd(lane[4], lane[5]), builder.fadd(lane[6], lane[7])),
-            )
-            acc1 = cgutils.alloca_once_value(builder, total)
-            with cgutils.for_range_slice(builder, d8, d, ir.Constant(intp, 1), intp) as (t, _):
-                x = builder.fpext(builder.load(builder.gep(xp, [t])), f64)
-                c = builder.fpext(builder.load(builder.gep(cp, [t])), f64)
-                e = builder.fsub(x, c)
-                builder.store(builder.fadd(builder.load(acc1), builder.fmul(e, e)), acc1)
-            return builder.load(acc1)
-
-        return sig, codegen
-
-    return d64
+    return _row_pair_intrinsic("_d64", emit)
 
 
 _PARALLEL = ("_own_sq_dist", "_pp_update", "_pp_update_w", "_pp_first", "_all_sq_dist")
