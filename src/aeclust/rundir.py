@@ -124,12 +124,14 @@ class Claim:
 
 @dataclass(frozen=True)
 class HeldRun:
-    """What a run directory holds: the command, its configuration (None when unknown), whether it finished."""
+    """What a run directory holds: the command, its configuration (None when unknown), whether it finished;
+    ``legacy`` for a directory written before run.json, read from its results."""
 
     command: str
     config: dict | None
     finished: bool
     outputs: tuple[str, ...]
+    legacy: bool = False
 
     def what(self) -> str:
         if self.command == "?":
@@ -236,14 +238,14 @@ def _legacy_run(run_dir: Path) -> HeldRun | None:
             config = old["config"] if isinstance(old["config"], dict) else None
         except (ValueError, KeyError, TypeError):
             command, config = "run", None
-        return HeldRun(command, config, True, _LEGACY_OUTPUTS[command])
+        return HeldRun(command, config, True, _LEGACY_OUTPUTS[command], legacy=True)
     if any((run_dir / "stages").glob("*.json")):
-        return HeldRun("run", None, False, _LEGACY_OUTPUTS["run"])
+        return HeldRun("run", None, False, _LEGACY_OUTPUTS["run"], legacy=True)
     for command in ("sweep", "train"):
         if (run_dir / _LEGACY_OUTPUTS[command][0]).is_file() or (
                 command == "train" and (run_dir / "checkpoint.pt").is_file()):
             finished = (run_dir / _LEGACY_OUTPUTS[command][0]).is_file()
-            return HeldRun(command, None, finished, _LEGACY_OUTPUTS[command])
+            return HeldRun(command, None, finished, _LEGACY_OUTPUTS[command], legacy=True)
     return None
 
 
@@ -297,8 +299,7 @@ def judge(run_dir: str | os.PathLike, claim: Claim, *, resume: bool = False, ove
         raise RunDirectoryTaken(f"{run_dir} holds {held.what()} whose configuration was not recorded",
                                 ("out", "resume", "overwrite") if claim.resumable else ("out", "overwrite"))
     # An older results.json records more than the claim compares (sizes, class names): compare the claim's keys.
-    config = held.config if (Path(run_dir) / RECORD_FILE).is_file() else \
-        {k: v for k, v in held.config.items() if k in claim.config}
+    config = {k: v for k, v in held.config.items() if k in claim.config} if held.legacy else held.config
     # Resuming an unfinished run, the command's stage records judge some keys themselves.
     diff = differences(config, claim.config,
                        claim.ignore + (claim.judged_on_resume if resume and not held.finished else ()))
